@@ -1,0 +1,10 @@
+"""The hall: manifest, classifier, reconciler, history and admin, engine-agnostic."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class OrchestratorConfig(AppConfig):
+    name = "orchestrator"
+    verbose_name = "Orchestrator"

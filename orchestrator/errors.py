@@ -1,0 +1,48 @@
+"""The one exception hierarchy of the orchestrator.
+
+Every error a user can provoke is an ``OrchestratorError``: commands catch this root, print
+``str(error)`` and exit non-zero, so no traceback ever reaches a user. Like procrastinate, a
+subclass's docstring is its default message; errors raised about a manifest carry the file, line,
+job and field they are about, and render as ``PATH:LINE: job 'NAME': FIELD: message``.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Orchestrator error."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        job: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        self.path = path
+        self.line = line
+        self.job = job
+        self.field = field
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        parts: list[str] = []
+        if self.path is not None:
+            parts.append(f"{self.path}:{self.line}" if self.line is not None else self.path)
+        if self.job is not None:
+            parts.append(f"job {self.job!r}")
+        if self.field is not None:
+            parts.append(self.field)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class ServiceError(OrchestratorError):
+    """A service the orchestrator needs (PostgreSQL, pg_cron, Redis) is unavailable."""
+
+
+class PgCronUnavailable(ServiceError):
+    """pg_cron is not available in this database."""

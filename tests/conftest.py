@@ -1,0 +1,94 @@
+"""Fixtures shared by the whole suite: the real database and a real Celery worker.
+
+The test database is the test profile's own ``orchestrator`` database, because pg_cron can only
+live in the database named by ``cron.database_name``: a throw-away ``test_orchestrator`` created by
+pytest-django would have no pg_cron. So instead of creating one, the session migrates that
+database in place; each ``django_db`` test still runs in a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker: pytest.FixtureRequest) -> None:
+    """Migrate the test profile's database in place (see the module docstring)."""
+    with django_db_blocker.unblock():
+        call_command("migrate", interactive=False, verbosity=0)
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process of the project, on the test profile."""
+    env = {**os.environ, "ORCHESTRATOR_PROFILE": "test", "PYTHONUNBUFFERED": "1"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """A real ``celery worker`` process, started for the tests and stopped after them."""
+
+    def __init__(self, queues: str = "default", concurrency: int = 2) -> None:
+        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.log = ROOT / ".data" / "test" / f"worker-{self.name.split('@')[0]}.log"
+        argv = [
+            sys.executable, "-m", "celery", "-A", "project", "worker",
+            "--loglevel=INFO", f"--hostname={self.name}", f"--queues={queues}",
+            f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        self.handle = self.log.open("w")
+        self.process = subprocess.Popen(
+            argv, cwd=ROOT, env=service_env(), stdout=self.handle, stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self, app: object, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        hostname = self.name.replace("%h", os.uname().nodename)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early; see {self.log}")
+            replies = app.control.ping(destination=[hostname], timeout=1.0)  # type: ignore[attr-defined]
+            if replies:
+                self.hostname = hostname
+                return
+        raise RuntimeError(f"worker did not answer a ping within {timeout}s; see {self.log}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.handle.close()
+
+
+@pytest.fixture(scope="session")
+def celery_app():  # type: ignore[no-untyped-def]
+    from project.celery import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def celery_worker(celery_app) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
+    """One real worker for the session, consuming the default queues of the test Redis."""
+    celery_app.control.purge()
+    worker = WorkerProcess()
+    try:
+        worker.wait_ready(celery_app)
+        yield worker
+    finally:
+        worker.stop()
