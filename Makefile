@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 PYTEST_ARGS ?=
+# A separate set of test services (e.g. TEST_PROFILE=ci2 for a second checkout on one machine).
+TEST_PROFILE ?= test
 
 .PHONY: run test lint format services stop venv clean-data
 
@@ -27,7 +29,7 @@ services:
 
 stop:
 	@$(PYTHON) scripts/services.py stop --profile dev
-	@$(PYTHON) scripts/services.py stop --profile test
+	@$(PYTHON) scripts/services.py stop --profile $(TEST_PROFILE)
 
 run: venv
 	@$(PYTHON) scripts/services.py start --profile dev --quiet
@@ -36,9 +38,9 @@ run: venv
 	@ORCHESTRATOR_PROFILE=dev WEB_PORT=$(PORT) exec $(VENV)/bin/honcho -f Procfile start
 
 test: venv
-	@$(PYTHON) scripts/services.py start --profile test --quiet
-	@ORCHESTRATOR_PROFILE=test $(PY) manage.py bootstrap --no-admin
-	@ORCHESTRATOR_PROFILE=test $(PY) -m pytest $(PYTEST_ARGS)
+	@$(PYTHON) scripts/services.py start --profile $(TEST_PROFILE) --quiet
+	@ORCHESTRATOR_PROFILE=$(TEST_PROFILE) $(PY) manage.py bootstrap --no-admin
+	@ORCHESTRATOR_PROFILE=$(TEST_PROFILE) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	@$(VENV)/bin/ruff check .

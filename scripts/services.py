@@ -41,7 +41,7 @@ PG_CRON_LIB = Path("/usr/lib/postgresql/15/lib/pg_cron.so")
 REDIS_SERVER = "redis-server"
 APP_ROLE = "orchestrator"
 APP_DB = "orchestrator"
-REDIS_PORTS = {"dev": 6390, "test": 6391}
+REDIS_PORTS = {"dev": 6390, "test": 6391}  # other profiles: a port derived from the name
 PACKAGES = {
     "postgresql-15": PG_BIN / "postgres",
     "postgresql-15-cron": PG_CRON_LIB,
@@ -68,6 +68,7 @@ def run(
     """Run a program, as ``user`` when we are root and it differs from us."""
     if user and is_root() and user != "root":
         argv = ["runuser", "-u", user, "--", *argv]
+        kwargs.setdefault("cwd", "/")  # our cwd may be under a home the user cannot enter
     return subprocess.run(argv, check=check, **kwargs)
 
 
@@ -101,7 +102,10 @@ class Profile:
         self.name = name
         self.home = ROOT / ".data" / name
         self.server_user = "postgres" if is_root() else pwd.getpwuid(os.geteuid()).pw_name
-        self.redis_port = int(os.environ.get("ORCHESTRATOR_REDIS_PORT", REDIS_PORTS[name]))
+        default_port = (
+            REDIS_PORTS.get(name) or 6400 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % 500
+        )
+        self.redis_port = int(os.environ.get("ORCHESTRATOR_REDIS_PORT", default_port))
 
     # PostgreSQL --------------------------------------------------------------
     @property
@@ -221,7 +225,7 @@ def postgres_conf(profile: Profile) -> str:
         "log_timezone = 'UTC'",
         "log_line_prefix = '%m [%p] %q%u@%d '",
     ]
-    if profile.name == "test":
+    if profile.name != "dev":
         # A throw-away cluster: durability buys nothing, speed buys a shorter suite.
         lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
     return "\n".join(lines) + "\n"
@@ -483,10 +487,21 @@ def status(profile: Profile) -> int:
     return 0 if pg and redis else 3
 
 
+def profile_name(value: str) -> str:
+    if not value.isalnum() or not value.islower():
+        raise argparse.ArgumentTypeError("a profile is lower-case letters and digits")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["start", "stop", "status", "env"])
-    parser.add_argument("--profile", choices=sorted(REDIS_PORTS), default="dev")
+    parser.add_argument(
+        "--profile",
+        default="dev",
+        type=profile_name,
+        help="dev (make run), test (make test), or any other name for a separate set",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print the URLs")
     options = parser.parse_args(argv)
     profile = Profile(options.profile)

@@ -31,7 +31,8 @@ def django_db_setup(django_db_blocker: pytest.FixtureRequest) -> None:
 
 def service_env(**extra: str) -> dict[str, str]:
     """The environment for a child process of the project, on the test profile."""
-    env = {**os.environ, "ORCHESTRATOR_PROFILE": "test", "PYTHONUNBUFFERED": "1"}
+    profile = os.environ.get("ORCHESTRATOR_PROFILE", "test")
+    env = {**os.environ, "ORCHESTRATOR_PROFILE": profile, "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.update(extra)
     return env
@@ -42,7 +43,8 @@ class WorkerProcess:
 
     def __init__(self, queues: str = "default", concurrency: int = 2) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
-        self.log = ROOT / ".data" / "test" / f"worker-{self.name.split('@')[0]}.log"
+        profile = os.environ.get("ORCHESTRATOR_PROFILE", "test")
+        self.log = ROOT / ".data" / profile / f"worker-{self.name.split('@')[0]}.log"
         argv = [
             sys.executable, "-m", "celery", "-A", "project", "worker",
             "--loglevel=INFO", f"--hostname={self.name}", f"--queues={queues}",
