@@ -8,3 +8,11 @@ from django.apps import AppConfig
 class OrchestratorConfig(AppConfig):
     name = "orchestrator"
     verbose_name = "Orchestrator"
+
+    def ready(self) -> None:
+        from celery.signals import worker_ready
+
+        from orchestrator.startup import on_worker_ready
+
+        # ``on: startup`` jobs run when a worker is ready (see orchestrator.startup).
+        worker_ready.connect(on_worker_ready, dispatch_uid="orchestrator.startup")

@@ -46,3 +46,26 @@ class ServiceError(OrchestratorError):
 
 class PgCronUnavailable(ServiceError):
     """pg_cron is not available in this database."""
+
+
+class ManifestInvalid(OrchestratorError):
+    """The manifest is invalid."""
+
+    def __init__(self, errors: list[OrchestratorError], *, path: str | None = None) -> None:
+        # Every error a user made is reported at once: the collection is the exception, and
+        # each member is located (path, line, job, field) on its own.
+        self.errors = sorted(errors, key=_error_order)
+        count = len(self.errors)
+        noun = "error" if count == 1 else "errors"
+        super().__init__(f"{count} {noun}", path=path)
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
+
+
+class PlacementError(OrchestratorError):
+    """No engine can run this job exactly as declared."""
+
+
+def _error_order(error: OrchestratorError) -> tuple[str, int, str, str]:
+    return (error.path or "", error.line or 0, error.job or "", error.field or "")

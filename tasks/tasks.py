@@ -3,6 +3,6 @@ the tasks of this wing under their module names (``tasks.health.ping``, ...)."""
 
 from __future__ import annotations
 
-from tasks import health
+from tasks import health, runner
 
-__all__ = ("health",)
+__all__ = ("health", "runner")

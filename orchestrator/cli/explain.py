@@ -1,0 +1,88 @@
+"""``jobs explain NAME``: where one job runs, why, and when it runs next.
+
+``--format json`` prints exactly one object: ``{"name", "target", "reasons", "next_runs"}``,
+the run times as ISO 8601 with their UTC offset, in the job's time zone.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from orchestrator.classifier import classify
+from orchestrator.cli import context
+from orchestrator.errors import ManifestInvalid, ServiceError
+from orchestrator.manifest_fields import suggest
+from orchestrator.schedules import ScheduleError, next_runs, parse_instant
+
+NAME = "explain"
+HELP = "show which engine runs a job, why, and its next run times"
+MAX_NEXT = 1000
+
+
+def add_arguments(parser: CommandParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the job's name in the manifest")
+    context.add_manifest_argument(parser)
+    parser.add_argument(
+        "--next", type=int, default=5, metavar="N", help="how many next run times (default 5)"
+    )
+    parser.add_argument(
+        "--after",
+        metavar="ISO8601",
+        help="compute next runs after this instant, with offset (default: now)",
+    )
+    context.add_format_argument(parser)
+
+
+def handle(command: BaseCommand, options: dict[str, Any]) -> int:
+    path = context.manifest_path(options)
+    name = options["name"]
+    count = options["next"]
+    if not 0 <= count <= MAX_NEXT:
+        command.stderr.write(f"--next must be between 0 and {MAX_NEXT}")
+        return 1
+    try:
+        after = parse_instant(options["after"]) if options.get("after") else datetime.now(UTC)
+    except ScheduleError as error:
+        command.stderr.write(f"--after: {error}")
+        return 1
+    try:
+        manifest = context.load(options)
+    except ManifestInvalid as invalid:
+        return context.report_invalid(command, invalid, path)
+    spec = manifest.get(name)
+    if spec is None:
+        command.stderr.write(f"{path}: no job named {name!r}{suggest(name, manifest.names)}")
+        return 1
+    try:
+        placement = classify(spec, context.capabilities(manifest))
+    except ServiceError as error:
+        command.stderr.write(f"cannot explain {name!r}: {error}")
+        return 1
+    except ManifestInvalid as invalid:
+        return context.report_invalid(command, invalid, path)
+    runs = [run.isoformat() for run in next_runs(spec.trigger, spec.timezone, count, after)]
+    if options["format"] == "json":
+        document = {
+            "name": spec.name,
+            "target": placement.target,
+            "reasons": list(placement.reasons),
+            "next_runs": runs,
+        }
+        command.stdout.write(json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
+    command.stdout.write(f"{spec.name}: {placement.target}")
+    command.stdout.write(f"  engine schedule: {placement.schedule.describe()}")
+    command.stdout.write("  reasons:")
+    for reason in placement.reasons:
+        command.stdout.write(f"    - {reason}")
+    if runs:
+        command.stdout.write(f"  next runs ({spec.timezone}):")
+        for run in runs:
+            command.stdout.write(f"    {run}")
+    else:
+        command.stdout.write("  next runs: none on the clock")
+    return 0

@@ -1,0 +1,85 @@
+"""From a manifest file to placed jobs: load, validate against the live system, classify.
+
+Validation needs facts only the running system has (the Celery app's registered task names,
+Django's database aliases, what pg_cron and ``pg_catalog`` offer), so this is the one place that
+gathers them; ``jobs validate|explain|plan|apply`` and the tests all go through it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connections
+
+from orchestrator.capabilities import Capabilities, read_capabilities
+from orchestrator.classifier import classify_all
+from orchestrator.errors import ManifestInvalid
+from orchestrator.manifest import Manifest, load_manifest, load_manifest_text
+from orchestrator.plan import Placed
+
+
+def manifest_path(path: str | Path | None = None) -> Path:
+    return Path(path or settings.ORCHESTRATOR_MANIFEST)
+
+
+def task_names() -> frozenset[str]:
+    """Every task the Celery app registers, after importing the task modules."""
+    from project.celery import app  # the app configures itself from Django settings
+
+    app.loader.import_default_modules()
+    return frozenset(app.tasks)
+
+
+def database_names() -> dict[str, str]:
+    """Django aliases on the same server as ``default`` -> their database names.
+
+    pg_cron can only run jobs in databases of its own server.
+    """
+    default = settings.DATABASES["default"]
+    server = (default.get("HOST") or "", str(default.get("PORT") or ""))
+    return {
+        alias: str(config["NAME"])
+        for alias, config in settings.DATABASES.items()
+        if (config.get("HOST") or "", str(config.get("PORT") or "")) == server
+    }
+
+
+def load(path: str | Path | None = None) -> Manifest:
+    """The validated manifest at ``path`` (default: settings.ORCHESTRATOR_MANIFEST)."""
+    return load_manifest(
+        manifest_path(path), task_names=task_names(), database_aliases=frozenset(settings.DATABASES)
+    )
+
+
+def load_text(text: str, path: str = "<string>") -> Manifest:
+    """Like ``load``, for manifest text held in memory (tests, previews)."""
+    return load_manifest_text(
+        text, path=path, task_names=task_names(), database_aliases=frozenset(settings.DATABASES)
+    )
+
+
+def capabilities_for(manifest: Manifest) -> Capabilities:
+    """Read from the live ``default`` database; raises ``ServiceError`` when unreachable."""
+    return read_capabilities(
+        connections["default"],
+        function_names=manifest.function_names(),
+        database_names=database_names(),
+    )
+
+
+def place(manifest: Manifest, capabilities: Capabilities | None = None) -> list[Placed]:
+    """Classify every job; raise ``ManifestInvalid`` with every job that cannot be placed."""
+    capabilities = capabilities or capabilities_for(manifest)
+    placements, errors = classify_all(manifest.jobs, capabilities)
+    if errors:
+        raise ManifestInvalid(errors, path=manifest.path)
+    return [
+        Placed(
+            spec=spec,
+            engine=placements[spec.name].target,
+            schedule=placements[spec.name].schedule,
+            reasons=placements[spec.name].reasons,
+        )
+        for spec in manifest.jobs
+    ]

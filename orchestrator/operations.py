@@ -1,0 +1,149 @@
+"""What operators do to one managed job: pause, resume, run now; and the list they look at.
+
+These act on the registry and the job's engine together, in one transaction, and never need
+the manifest: the registry keeps each job's applied definition. Pausing is operational state
+(``ManagedJob.paused``), which every later apply keeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from orchestrator.backends import backends
+from orchestrator.backends.base import payload_from_definition
+from orchestrator.errors import OrchestratorError
+from orchestrator.models import ManagedJob
+from orchestrator.schedules import next_runs, parse_at, parse_schedule
+from orchestrator.specs import Startup, Trigger
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownJob(OrchestratorError):
+    """No managed job has that name."""
+
+
+class JobDisabled(OrchestratorError):
+    """The manifest disables this job."""
+
+
+def managed(name: str, *, lock: bool = False) -> ManagedJob:
+    rows = ManagedJob.objects.select_for_update() if lock else ManagedJob.objects
+    try:
+        return rows.get(name=name)
+    except ManagedJob.DoesNotExist:
+        raise UnknownJob(
+            f"no managed job is named {name!r} (`jobs list` shows them; `jobs apply` creates "
+            "the manifest's)",
+            job=name,
+        ) from None
+
+
+def set_paused(name: str, paused: bool) -> ManagedJob:
+    """Pause or resume a job in its engine and remember it in the registry."""
+    with transaction.atomic():
+        row = managed(name, lock=True)
+        if not paused and not row.definition.get("enabled", True):
+            raise JobDisabled(
+                "the manifest says `enabled: false`; enable it there and apply", job=name
+            )
+        backends()[row.engine].set_active(row.engine_id, not paused)
+        row.paused = paused
+        row.save(update_fields=["paused"])
+    logger.info("job %s", "paused" if paused else "resumed", extra={"job": name})
+    return row
+
+
+def run_now(name: str) -> str:
+    """Start one run of the job right away; return the id to follow it by."""
+    row = managed(name)
+    payload = payload_from_definition(row.definition)
+    queue = row.definition.get("queue")
+    run_id = backends()[row.engine].run_now(payload, queue if isinstance(queue, str) else None)
+    logger.info("run requested", extra={"job": name, "run_id": run_id})
+    return run_id
+
+
+def trigger_of(definition: dict[str, object]) -> Trigger:
+    """The trigger of a canonical definition (``specs.to_dict``)."""
+    trigger = definition["trigger"]
+    assert isinstance(trigger, dict)
+    kind = trigger["kind"]
+    if kind == "cron":
+        return parse_schedule(str(trigger["expr"]))
+    if kind == "every":
+        return parse_schedule(f"every {trigger['seconds']}s")
+    if kind == "at":
+        return parse_at(str(trigger["when"]))
+    return Startup()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobRow:
+    name: str
+    engine: str
+    engine_id: str
+    schedule: str
+    timezone: str
+    state: str
+    next_run: datetime | None
+    description: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "engine": self.engine,
+            "engine_id": self.engine_id,
+            "schedule": self.schedule,
+            "timezone": self.timezone,
+            "state": self.state,
+            "next_run": None if self.next_run is None else self.next_run.isoformat(),
+            "description": self.description,
+        }
+
+
+def describe_trigger(definition: dict[str, object]) -> str:
+    trigger = definition["trigger"]
+    assert isinstance(trigger, dict)
+    kind = trigger["kind"]
+    if kind == "cron":
+        return str(trigger["expr"])
+    if kind == "every":
+        return f"every {trigger['seconds']}s"
+    if kind == "at":
+        return f"at {trigger['when']}"
+    return "on startup"
+
+
+def job_rows() -> list[JobRow]:
+    now = timezone.now()
+    rows = []
+    for row in ManagedJob.objects.order_by("name"):
+        definition = row.definition
+        zone = str(definition.get("timezone") or "UTC")
+        trigger = trigger_of(definition)
+        upcoming = next_runs(trigger, zone, 1, now) if not isinstance(trigger, Startup) else []
+        if not definition.get("enabled", True):
+            state = "disabled"
+        elif row.paused:
+            state = "paused"
+        else:
+            state = "active"
+        rows.append(
+            JobRow(
+                name=row.name,
+                engine=row.engine,
+                engine_id=row.engine_id,
+                schedule=describe_trigger(definition),
+                timezone=zone,
+                state=state,
+                next_run=upcoming[0] if upcoming and state == "active" else None,
+                description=str(definition.get("description") or ""),
+            )
+        )
+    return rows

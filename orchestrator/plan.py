@@ -1,0 +1,237 @@
+"""The plan: what must change in each engine for it to match the manifest, job by job.
+
+Like ``terraform plan``: a pure comparison of three things — the manifest's placed jobs, the
+registry (what we applied before) and each engine's live jobs — into one ``Change`` per job:
+
+- ``create``: in the manifest, not in the registry;
+- ``update``: the definition changed (its hash), or the classifier moved it to another engine;
+- ``drift``: the definition is the same but the engine's job was edited, paused or removed
+  outside the manifest (the django-celery-beat admin, a hand-run ``cron.alter_job``);
+- ``delete``: in the registry, no longer in the manifest (applied only with ``--prune``);
+- ``unchanged``.
+
+A manifest job whose name is already taken by a job we did not create is refused: pg_cron upserts
+by name and django-celery-beat's names are unique, so going ahead would silently take it over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from orchestrator.backends.base import Backend, Desired, LiveJob
+from orchestrator.errors import OrchestratorError
+from orchestrator.schedules import EngineSchedule
+from orchestrator.specs import JobSpec, spec_hash, to_dict
+
+Action = Literal["create", "update", "drift", "delete", "unchanged"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "drift", "delete", "unchanged")
+
+
+class NameTaken(OrchestratorError):
+    """A job of that name exists in the engine and was not created by the orchestrator."""
+
+
+class PlanRefused(OrchestratorError):
+    """The plan cannot be made."""
+
+    def __init__(self, errors: Sequence[OrchestratorError]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(str(error) for error in self.errors))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Placed:
+    """A manifest job with the engine the classifier chose and that engine's schedule."""
+
+    spec: JobSpec
+    engine: str
+    schedule: EngineSchedule
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Applied:
+    """What the registry says we applied for one job."""
+
+    name: str
+    engine: str
+    engine_id: str
+    spec_hash: str
+    #: loaded only for jobs whose definition changed or that left the manifest (for the diff)
+    definition: Mapping[str, object] = field(default_factory=dict)
+    enabled: bool = True
+    paused: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Change:
+    name: str
+    action: Action
+    target: str
+    diff: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    placed: Placed | None = None
+    applied: Applied | None = None
+    live: LiveJob | None = None
+
+    @property
+    def desired(self) -> Desired | None:
+        if self.placed is None:
+            return None
+        return Desired(
+            spec=self.placed.spec,
+            schedule=self.placed.schedule,
+            active=self.placed.spec.enabled and not self.paused,
+        )
+
+    @property
+    def paused(self) -> bool:
+        """Paused by an operator: in the registry, or found disabled in its engine although the
+        applied definition enables it (someone paused it in the engine's own admin). Pausing is
+        operational state, so it is kept, never reported as drift."""
+        if self.applied is None:
+            return False
+        if self.applied.paused:
+            return True
+        return bool(self.live is not None and not self.live.active and self.applied.enabled)
+
+    @property
+    def moves(self) -> bool:
+        return self.applied is not None and self.applied.engine != self.target
+
+    def as_json(self) -> dict[str, object]:
+        return {"name": self.name, "action": self.action, "target": self.target, "diff": self.diff}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    changes: tuple[Change, ...]
+    unmanaged: tuple[LiveJob, ...] = ()
+
+    def of(self, *actions: Action) -> list[Change]:
+        return [change for change in self.changes if change.action in actions]
+
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(ACTIONS, 0)
+        for change in self.changes:
+            counts[change.action] += 1
+        counts["unmanaged"] = len(self.unmanaged)
+        return counts
+
+    def pending(self, prune: bool = True) -> bool:
+        actions: tuple[Action, ...] = ("create", "update", "drift")
+        return bool(self.of(*actions, "delete") if prune else self.of(*actions))
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "changes": [
+                change.as_json() for change in self.changes if change.action != "unchanged"
+            ],
+            "summary": self.summary(),
+        }
+
+
+def field_diff(old: Mapping[str, object], new: Mapping[str, object]) -> dict[str, dict]:
+    """``{field: {"from": old, "to": new}}`` for every top-level field that differs."""
+    return {
+        key: {"from": old.get(key), "to": new.get(key)}
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    }
+
+
+def make_plan(
+    placed: Sequence[Placed],
+    applied: Mapping[str, Applied],
+    live: Mapping[str, Mapping[str, LiveJob]],
+    backends: Mapping[str, Backend],
+    hashes: Mapping[str, str] | None = None,
+) -> Plan:
+    """Compare the manifest with the registry and the engines (see the module docstring).
+
+    ``hashes`` are the placed specs' hashes by name, when the caller already computed them.
+    """
+    hashes = hashes or {job.spec.name: spec_hash(job.spec) for job in placed}
+    managed_ids = {(a.engine, a.engine_id) for a in applied.values()}
+    errors: list[OrchestratorError] = []
+    changes: list[Change] = []
+    for job in placed:
+        name = job.spec.name
+        before = applied.get(name)
+        existing = live.get(job.engine, {}).get(name)
+        if existing is not None and (job.engine, existing.engine_id) not in managed_ids:
+            errors.append(_name_taken(job, existing))
+            continue
+        changes.append(_change(job, before, existing, backends[job.engine], hashes[name]))
+    if errors:
+        raise PlanRefused(errors)
+    wanted = {job.spec.name for job in placed}
+    for name, before in sorted(applied.items()):
+        if name not in wanted:
+            changes.append(
+                Change(
+                    name=name,
+                    action="delete",
+                    target=before.engine,
+                    diff={"definition": {"from": dict(before.definition), "to": None}},
+                    applied=before,
+                    live=live.get(before.engine, {}).get(name),
+                )
+            )
+    unmanaged = tuple(
+        job
+        for jobs in live.values()
+        for job in jobs.values()
+        if (job.engine, job.engine_id) not in managed_ids
+    )
+    changes.sort(key=lambda change: (ACTIONS.index(change.action), change.name))
+    return Plan(changes=tuple(changes), unmanaged=unmanaged)
+
+
+def _name_taken(job: Placed, existing: LiveJob) -> NameTaken:
+    return NameTaken(
+        f"a {existing.engine} job named {job.spec.name!r} already exists (id "
+        f"{existing.engine_id}) and was not created by the orchestrator; rename this job or "
+        f"remove the hand-made one",
+        path=job.spec.path,
+        line=job.spec.line,
+        job=job.spec.name,
+        field="name",
+    )
+
+
+def _change(
+    job: Placed, before: Applied | None, existing: LiveJob | None, backend: Backend, digest: str
+) -> Change:
+    name = job.spec.name
+    if before is None:
+        return Change(name=name, action="create", target=job.engine, placed=job)
+    definition = to_dict(job.spec)
+    if before.engine != job.engine or before.spec_hash != digest:
+        diff = field_diff(before.definition, definition)
+        if before.engine != job.engine:
+            diff["target"] = {"from": before.engine, "to": job.engine}
+        return Change(
+            name=name, action="update", target=job.engine, diff=diff, placed=job,
+            applied=before, live=existing,
+        )  # fmt: skip
+    change = Change(
+        name=name, action="unchanged", target=job.engine, placed=job, applied=before,
+        live=existing,
+    )  # fmt: skip
+    desired = change.desired
+    assert desired is not None
+    rendered = backend.render(desired)
+    if rendered is None:  # nothing engine-side to drift (an on: startup job)
+        return change
+    if existing is None:
+        diff = {"exists": {"from": False, "to": True}}
+    else:
+        diff = field_diff(existing.state, rendered)
+    if not diff:
+        return change
+    return Change(
+        name=name, action="drift", target=job.engine, diff=diff, placed=job, applied=before,
+        live=existing,
+    )  # fmt: skip

@@ -1,0 +1,199 @@
+"""Apply a plan: make both engines match the manifest in one PostgreSQL transaction.
+
+pg_cron keeps its jobs in ``cron.job`` and django-celery-beat in its own tables, both in the
+application database, so one transaction covers both engines and the registry: an apply lands
+whole or not at all. Concurrent applies serialize on a transaction-level advisory lock, and each
+one computes its plan *after* taking the lock, so the second of two racing applies sees the
+first one's result and has nothing left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from django.db import connection, transaction
+from django.db.models.fields.json import KT
+from django.utils import timezone
+
+from orchestrator.backends import backends as configured_backends
+from orchestrator.backends.base import Backend, Desired, LiveJob
+from orchestrator.models import ManagedJob
+from orchestrator.plan import Applied, Change, Placed, Plan, make_plan
+from orchestrator.specs import spec_hash, to_dict
+
+logger = logging.getLogger(__name__)
+
+#: pg_advisory_xact_lock key of "an apply is running" (any constant bigint; this one spells it)
+APPLY_LOCK = 0x6F72_6368_6170_706C  # "orchappl"
+BATCH = 1000
+
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(phase: str, done: int, total: int) -> None:
+    """The default progress callback: report nothing."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Outcome:
+    plan: Plan
+    pruned: bool
+
+    def summary(self) -> dict[str, int]:
+        summary = self.plan.summary()
+        if not self.pruned:
+            summary["delete_skipped"] = summary.pop("delete")
+        return summary
+
+
+def registry(hashes: Mapping[str, tuple[str, str]]) -> dict[str, Applied]:
+    """The registry, with definitions read only where a diff will need them.
+
+    ``hashes`` maps each manifest job to its (engine, spec hash); a registry row that matches
+    is unchanged, and decoding 10,000 JSON definitions to learn that would dominate the plan.
+    """
+    rows = ManagedJob.objects.annotate(enabled=KT("definition__enabled")).values_list(
+        "name", "engine", "engine_id", "spec_hash", "paused", "enabled"
+    )
+    applied = {
+        name: Applied(
+            name=name,
+            engine=engine,
+            engine_id=engine_id,
+            spec_hash=digest,
+            enabled=enabled != "false",
+            paused=paused,
+        )
+        for name, engine, engine_id, digest, paused, enabled in rows
+    }
+    stale = [name for name, a in applied.items() if hashes.get(name) != (a.engine, a.spec_hash)]
+    if stale:
+        for name, definition in ManagedJob.objects.filter(name__in=stale).values_list(
+            "name", "definition"
+        ):
+            applied[name] = replace(applied[name], definition=definition)
+    return applied
+
+
+def _plan_now(placed: Sequence[Placed], backends: Mapping[str, Backend]) -> Plan:
+    hashes = {job.spec.name: spec_hash(job.spec) for job in placed}
+    wanted = {job.spec.name: (job.engine, hashes[job.spec.name]) for job in placed}
+    return make_plan(placed, registry(wanted), live_jobs(backends), backends, hashes)
+
+
+def live_jobs(backends: Mapping[str, Backend]) -> dict[str, dict[str, LiveJob]]:
+    return {engine: backend.live() for engine, backend in backends.items()}
+
+
+def plan(placed: Sequence[Placed], backends: Mapping[str, Backend] | None = None) -> Plan:
+    """The plan as of now, read without locks (what ``jobs plan`` shows)."""
+    return _plan_now(placed, backends or configured_backends())
+
+
+def apply(
+    placed: Sequence[Placed],
+    *,
+    prune: bool = False,
+    progress: Progress = _quiet,
+    backends: Mapping[str, Backend] | None = None,
+) -> Outcome:
+    """Plan under the apply lock and carry the plan out, all in one transaction."""
+    backends = backends or configured_backends()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPLY_LOCK])
+        current = _plan_now(placed, backends)
+        _execute(current, prune, progress, backends)
+    logger.info("manifest applied", extra={"summary": current.summary(), "prune": prune})
+    return Outcome(plan=current, pruned=prune)
+
+
+def _execute(plan: Plan, prune: bool, progress: Progress, backends: Mapping[str, Backend]) -> None:
+    now = timezone.now()
+    removals: dict[str, list[str]] = defaultdict(list)
+    creations: dict[str, list[Change]] = defaultdict(list)
+    updates: dict[str, list[Change]] = defaultdict(list)
+    forget: list[str] = []
+    for change in plan.changes:
+        if change.action == "delete":
+            if prune and change.applied is not None:
+                removals[change.applied.engine].append(change.applied.engine_id)
+                forget.append(change.name)
+        elif change.action == "create":
+            creations[change.target].append(change)
+        elif change.action in ("update", "drift"):
+            if change.moves and change.applied is not None:
+                removals[change.applied.engine].append(change.applied.engine_id)
+                creations[change.target].append(change)
+            elif change.live is None and change.action == "drift":
+                creations[change.target].append(change)  # deleted outside the manifest
+            else:
+                updates[change.target].append(change)
+
+    for engine, ids in removals.items():
+        progress(f"removing from {engine}", 0, len(ids))
+        backends[engine].delete(ids)
+        progress(f"removing from {engine}", len(ids), len(ids))
+    ManagedJob.objects.filter(name__in=forget).delete()
+
+    rows: dict[str, ManagedJob] = {
+        row.name: row
+        for row in ManagedJob.objects.filter(
+            name__in=[c.name for group in (*creations.values(), *updates.values()) for c in group]
+        )
+    }
+    for engine, changes in creations.items():
+        for start, batch in _batches(changes):
+            ids = backends[engine].create([_desired(c) for c in batch])
+            for change in batch:
+                rows[change.name] = _record(rows.get(change.name), change, ids[change.name], now)
+            progress(f"creating in {engine}", start + len(batch), len(changes))
+    for engine, changes in updates.items():
+        for start, batch in _batches(changes):
+            backends[engine].update([(c.applied.engine_id, _desired(c)) for c in batch])  # type: ignore[union-attr]
+            for change in batch:
+                rows[change.name] = _record(
+                    rows.get(change.name),
+                    change,
+                    change.applied.engine_id,
+                    now,  # type: ignore[union-attr]
+                )
+            progress(f"updating in {engine}", start + len(batch), len(changes))
+    new = [row for row in rows.values() if row.pk is None]
+    old = [row for row in rows.values() if row.pk is not None]
+    ManagedJob.objects.bulk_create(new, batch_size=BATCH)
+    ManagedJob.objects.bulk_update(
+        old,
+        ["engine", "engine_id", "spec_hash", "definition", "reasons", "paused", "applied_at"],
+        batch_size=BATCH,
+    )
+    for backend in backends.values():
+        backend.finish()
+
+
+def _desired(change: Change) -> Desired:
+    desired = change.desired
+    assert desired is not None
+    return desired
+
+
+def _record(row: ManagedJob | None, change: Change, engine_id: str, now: object) -> ManagedJob:
+    placed = change.placed
+    assert placed is not None
+    row = row or ManagedJob(name=change.name)
+    row.engine = change.target
+    row.engine_id = engine_id
+    row.spec_hash = spec_hash(placed.spec)
+    row.definition = to_dict(placed.spec)
+    row.reasons = list(placed.reasons)
+    row.paused = change.paused
+    row.applied_at = now
+    return row
+
+
+def _batches(items: Sequence[Change]) -> Iterable[tuple[int, Sequence[Change]]]:
+    for start in range(0, len(items), BATCH):
+        yield start, items[start : start + BATCH]

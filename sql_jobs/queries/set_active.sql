@@ -1,0 +1,1 @@
+SELECT cron.alter_job(%s::bigint, active => %s::boolean)

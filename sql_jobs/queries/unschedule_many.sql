@@ -1,0 +1,1 @@
+SELECT cron.unschedule(t.jobid) FROM unnest(%s::bigint[]) AS t(jobid)

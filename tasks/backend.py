@@ -1,0 +1,325 @@
+"""The Celery beat backend: jobs are django-celery-beat ``PeriodicTask`` rows.
+
+Every managed periodic task calls one task, ``tasks.runner.run_job``, with the job's run payload
+as keyword arguments, so retries, time limits and overlap behave the same for SQL, task and
+command bodies. Schedules map to django-celery-beat's own: cron to ``CrontabSchedule`` (in the
+job's time zone), intervals to ``IntervalSchedule``, ``at`` to a one-off ``ClockedSchedule``.
+``on: startup`` jobs have no periodic task: the hall runs them when workers start.
+
+Changes are bulk writes that fire no per-row signals; ``finish`` then bumps beat's change
+counter once, and beat reloads its schedule on its next tick (every 5 s at most).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from celery import current_app
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    PeriodicTasks,
+)
+
+from orchestrator.backends.base import STARTUP_PREFIX, Desired, LiveJob, run_payload
+from orchestrator.specs import body_to_dict
+
+logger = logging.getLogger(__name__)
+
+RUNNER_TASK = "tasks.runner.run_job"
+#: seconds a hard time limit leaves after the soft one, for the job to clean up
+HARD_LIMIT_GRACE = 30
+#: seconds between statement_timeout and the soft time limit of a SQL body
+SQL_SOFT_LIMIT_SLACK = 5
+_FIELDS = ("task", "kwargs", "queue", "headers", "one_off", "expires", "description", "enabled")
+
+
+def _json(value: object) -> str:
+    """The one JSON spelling we write to django-celery-beat's text columns.
+
+    Live state is compared as this text, not parsed: 10,000 tasks compare in a blink, and a
+    hand edit that only re-spells the JSON still shows, honestly, as an edit.
+    """
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+
+
+def _time_limit_headers(timeout: int | None, body: object) -> dict[str, object]:
+    """Celery reads a message's ``timelimit`` header as (hard, soft) seconds; beat copies a
+    periodic task's headers into every message it sends, so the manifest's timeout lands on
+    each run without a task-level setting.
+
+    SQL bodies are stopped by the server (``statement_timeout``), which leaves the session
+    usable; their soft limit comes a little later, as a backstop only.
+    """
+    if not timeout:
+        return {}
+    is_sql = isinstance(body, Mapping) and body.get("kind") == "sql"
+    soft = timeout + SQL_SOFT_LIMIT_SLACK if is_sql else timeout
+    return {"timelimit": [soft + HARD_LIMIT_GRACE, soft]}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+class CeleryBeatBackend:
+    """Celery beat with django-celery-beat's database scheduler."""
+
+    engine = "celery"
+
+    def __init__(self) -> None:
+        self._changed = False
+
+    # ------------------------------------------------------------------ reading
+    def live(self) -> dict[str, LiveJob]:
+        tasks = PeriodicTask.objects.select_related("crontab", "interval", "clocked", "solar")
+        return {
+            task.name: LiveJob(
+                engine=self.engine,
+                engine_id=str(task.pk),
+                name=task.name,
+                active=task.enabled,
+                state=self._state(task),
+            )
+            for task in tasks
+        }
+
+    def _state(self, task: PeriodicTask) -> dict[str, object]:
+        return {
+            "task": task.task,
+            "args": task.args or "[]",
+            "kwargs": task.kwargs,
+            "queue": task.queue or None,
+            "headers": task.headers or "{}",
+            "one_off": task.one_off,
+            "expires": _iso(task.expires),
+            "description": task.description,
+            "schedule": self._schedule_of(task),
+        }
+
+    @staticmethod
+    def _schedule_of(task: PeriodicTask) -> dict[str, object]:
+        if task.crontab is not None:
+            c = task.crontab
+            cron = " ".join((c.minute, c.hour, c.day_of_month, c.month_of_year, c.day_of_week))
+            return {"kind": "cron", "cron": cron, "timezone": str(c.timezone)}
+        if task.interval is not None:
+            seconds = task.interval.every * _PERIOD_SECONDS[task.interval.period]
+            return {"kind": "interval", "seconds": seconds}
+        if task.clocked is not None:
+            return {"kind": "clocked", "when": _iso(task.clocked.clocked_time)}
+        return {"kind": "solar"}
+
+    def render(self, desired: Desired) -> Mapping[str, object] | None:
+        schedule = desired.schedule
+        if schedule.kind == "startup":
+            return None
+        if schedule.kind == "cron":
+            rendered: dict[str, object] = {
+                "kind": "cron",
+                "cron": schedule.cron,
+                "timezone": schedule.timezone,
+            }
+        elif schedule.kind == "interval":
+            rendered = {"kind": "interval", "seconds": schedule.seconds}
+        else:
+            rendered = {"kind": "clocked", "when": _iso(schedule.when)}
+        spec = desired.spec
+        return {
+            "task": RUNNER_TASK,
+            "args": "[]",
+            "kwargs": _json(run_payload(spec)),
+            "queue": spec.queue or None,
+            "headers": _json(self._headers(desired)),
+            "one_off": schedule.kind == "clocked",
+            "expires": _iso(spec.expires),
+            "description": spec.description,
+            "schedule": rendered,
+        }
+
+    @staticmethod
+    def _headers(desired: Desired) -> dict[str, object]:
+        return _time_limit_headers(desired.spec.timeout, body_to_dict(desired.spec.body))
+
+    # ------------------------------------------------------------------ changing
+    def create(self, jobs: Sequence[Desired]) -> dict[str, str]:
+        created: dict[str, str] = {}
+        periodic = [d for d in jobs if d.schedule.kind != "startup"]
+        for desired in jobs:
+            if desired.schedule.kind == "startup":
+                created[desired.spec.name] = STARTUP_PREFIX + desired.spec.name
+        if not periodic:
+            return created
+        schedules = _ScheduleRows(periodic)
+        rows = [self._fill(PeriodicTask(name=d.spec.name), d, schedules) for d in periodic]
+        for row in PeriodicTask.objects.bulk_create(rows, batch_size=2000):
+            created[row.name] = str(row.pk)
+        self._changed = True
+        logger.info("periodic tasks created", extra={"count": len(rows)})
+        return created
+
+    def update(self, jobs: Sequence[tuple[str, Desired]]) -> None:
+        periodic = [(i, d) for i, d in jobs if not i.startswith(STARTUP_PREFIX)]
+        if not periodic:
+            return
+        schedules = _ScheduleRows([d for _, d in periodic])
+        existing = PeriodicTask.objects.in_bulk([int(i) for i, _ in periodic])
+        rows = [self._fill(existing[int(i)], d, schedules) for i, d in periodic]
+        PeriodicTask.objects.bulk_update(
+            rows,
+            [*_FIELDS, "args", "crontab", "interval", "clocked", "date_changed"],
+            batch_size=2000,
+        )
+        self._changed = True
+
+    def delete(self, engine_ids: Sequence[str]) -> None:
+        ids = [int(i) for i in engine_ids if not i.startswith(STARTUP_PREFIX)]
+        if not ids:
+            return
+        # A raw DELETE: Django's delete() would fire django-celery-beat's per-row signal, each
+        # bumping the change counter; finish() bumps it once instead.
+        table = connection.ops.quote_name(PeriodicTask._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [ids])  # noqa: S608 - table name from the model
+        self._changed = True
+
+    def set_active(self, engine_id: str, active: bool) -> None:
+        if engine_id.startswith(STARTUP_PREFIX):
+            return
+        PeriodicTask.objects.filter(pk=int(engine_id)).update(
+            enabled=active, date_changed=timezone.now()
+        )
+        PeriodicTasks.update_changed()
+
+    def run_now(self, payload: Mapping[str, object], queue: str | None) -> str:
+        timeout = payload.get("timeout")
+        result = current_app.send_task(
+            RUNNER_TASK,
+            kwargs=dict(payload),
+            queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE,
+            headers=_time_limit_headers(
+                timeout if isinstance(timeout, int) else None, payload.get("body")
+            ),
+        )
+        return str(result.id)
+
+    def finish(self) -> None:
+        if self._changed:
+            PeriodicTasks.update_changed()
+            self._changed = False
+
+    # ------------------------------------------------------------------ rendering
+    def _fill(self, task: PeriodicTask, desired: Desired, schedules: _ScheduleRows) -> PeriodicTask:
+        rendered = self.render(desired)
+        assert rendered is not None  # startup jobs never reach here
+        task.task = RUNNER_TASK
+        task.args = "[]"
+        task.kwargs = str(rendered["kwargs"])
+        task.queue = desired.spec.queue or None
+        task.headers = str(rendered["headers"])
+        task.one_off = bool(rendered["one_off"])
+        task.expires = desired.spec.expires
+        task.description = desired.spec.description
+        task.enabled = desired.active
+        task.crontab, task.interval, task.clocked = schedules.for_(desired)
+        task.solar = None
+        task.date_changed = timezone.now()
+        return task
+
+
+_PERIOD_SECONDS = {
+    IntervalSchedule.DAYS: 86400,
+    IntervalSchedule.HOURS: 3600,
+    IntervalSchedule.MINUTES: 60,
+    IntervalSchedule.SECONDS: 1,
+    IntervalSchedule.MICROSECONDS: 1e-6,
+}
+
+
+class _ScheduleRows:
+    """The schedule rows a batch of jobs needs: existing ones reused, missing ones created in
+    bulk (django-celery-beat's schedule tables have no unique constraints to upsert on)."""
+
+    def __init__(self, jobs: Iterable[Desired]) -> None:
+        crons, intervals, clocks = set(), set(), set()
+        for desired in jobs:
+            s = desired.schedule
+            if s.kind == "cron":
+                crons.add((*str(s.cron).split(" "), s.timezone))
+            elif s.kind == "interval":
+                intervals.add(int(s.seconds or 0))
+            elif s.kind == "clocked" and s.when is not None:
+                clocks.add(s.when)
+        self.crontabs = self._crontabs(crons)
+        self.intervals = self._intervals(intervals)
+        self.clocks = self._clocks(clocks)
+
+    @staticmethod
+    def _crontabs(keys: set[tuple[str, ...]]) -> dict[tuple[str, ...], CrontabSchedule]:
+        if not keys:
+            return {}
+        found: dict[tuple[str, ...], CrontabSchedule] = {}
+        zones = {key[5] for key in keys}
+        for row in CrontabSchedule.objects.filter(timezone__in=zones).order_by("-pk"):
+            key = (row.minute, row.hour, row.day_of_month, row.month_of_year, row.day_of_week)
+            found[(*key, str(row.timezone))] = row
+        missing = [
+            CrontabSchedule(
+                minute=k[0],
+                hour=k[1],
+                day_of_month=k[2],
+                month_of_year=k[3],
+                day_of_week=k[4],
+                timezone=k[5],
+            )
+            for k in keys - found.keys()
+        ]
+        for row in CrontabSchedule.objects.bulk_create(missing):
+            key = (row.minute, row.hour, row.day_of_month, row.month_of_year, row.day_of_week)
+            found[(*key, str(row.timezone))] = row
+        return found
+
+    @staticmethod
+    def _intervals(seconds: set[int]) -> dict[int, IntervalSchedule]:
+        if not seconds:
+            return {}
+        period = IntervalSchedule.SECONDS
+        found = {
+            row.every: row
+            for row in IntervalSchedule.objects.filter(period=period, every__in=seconds)
+        }
+        missing = [IntervalSchedule(every=s, period=period) for s in seconds - found.keys()]
+        for row in IntervalSchedule.objects.bulk_create(missing):
+            found[row.every] = row
+        return found
+
+    @staticmethod
+    def _clocks(instants: set[datetime]) -> dict[datetime, ClockedSchedule]:
+        if not instants:
+            return {}
+        found = {
+            row.clocked_time: row
+            for row in ClockedSchedule.objects.filter(clocked_time__in=instants)
+        }
+        missing = [ClockedSchedule(clocked_time=when) for when in instants - found.keys()]
+        for row in ClockedSchedule.objects.bulk_create(missing):
+            found[row.clocked_time] = row
+        return found
+
+    def for_(
+        self, desired: Desired
+    ) -> tuple[CrontabSchedule | None, IntervalSchedule | None, ClockedSchedule | None]:
+        s = desired.schedule
+        if s.kind == "cron":
+            return self.crontabs[(*str(s.cron).split(" "), s.timezone)], None, None
+        if s.kind == "interval":
+            return None, self.intervals[int(s.seconds or 0)], None
+        return None, None, self.clocks[s.when]

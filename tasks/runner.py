@@ -1,0 +1,151 @@
+"""``tasks.runner.run_job``: the one task every Celery-placed job runs through.
+
+Beat sends it with a job's run payload (``orchestrator.backends.base.run_payload``); run-now
+sends the same. One runner gives every body kind the manifest's semantics: ``retries`` (with
+exponential backoff), ``timeout`` (the message's time limit, plus ``statement_timeout`` for SQL
+and a kill for commands), and ``overlap: skip`` (a session advisory lock per job, which the
+server drops by itself if the worker dies).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Task, shared_task
+from django.db import connections
+
+from tasks.libpq import Target, client_environment
+
+logger = logging.getLogger(__name__)
+
+#: namespace of the per-job overlap locks (pg_try_advisory_lock's first int4 key)
+OVERLAP_LOCK_SPACE = 0x6F726368  # "orch"
+OUTPUT_LIMIT = 4000
+
+
+class JobFailed(Exception):
+    """A job's body failed; the message says how."""
+
+
+@shared_task(bind=True, name="tasks.runner.run_job", acks_late=True, reject_on_worker_lost=True)
+def run_job(
+    self: Task,
+    name: str,
+    body: Mapping[str, Any],
+    args: list[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    retries: Mapping[str, int] | None = None,
+    timeout: int | None = None,
+    overlap: str | None = None,
+    max_runs: int | None = None,
+    database: str = "default",
+) -> dict[str, Any]:
+    """Run one job's body once; retry it as its manifest says."""
+    extra = {"job": name, "attempt": self.request.retries + 1, "task_id": self.request.id}
+    with overlap_guard(name, overlap == "skip", database) as acquired:
+        if not acquired:
+            logger.info("run skipped: the previous run is still going", extra=extra)
+            return {"job": name, "status": "skipped"}
+        try:
+            output = execute(self, body, args or [], dict(kwargs or {}), timeout, database)
+        # A body may raise anything, and the manifest's retries apply to all of it; what is not
+        # retried is re-raised unchanged, so Celery records the real failure.
+        except Exception as error:
+            if retries and self.request.retries < int(retries.get("max", 0)):
+                countdown = int(retries.get("backoff", 0)) * 2**self.request.retries
+                logger.warning(
+                    "run failed; retrying", extra={**extra, "countdown": countdown}, exc_info=True
+                )
+                raise self.retry(
+                    exc=error, countdown=countdown, max_retries=retries["max"]
+                ) from error
+            raise
+    logger.info("run succeeded", extra=extra)
+    return {"job": name, "status": "succeeded", "output": output}
+
+
+def execute(
+    task: Task,
+    body: Mapping[str, Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    timeout: int | None,
+    database: str,
+) -> Any:
+    kind = body.get("kind")
+    if kind == "sql":
+        return run_sql(str(body["sql"]), database, timeout)
+    if kind == "task":
+        target = task.app.tasks[str(body["task"])]
+        result = target(*args, **kwargs)
+        json_like = isinstance(result, str | int | float | bool | dict | list | None)
+        return result if json_like else repr(result)
+    if kind == "command":
+        return run_command([str(part) for part in body["argv"]], database, timeout)
+    raise JobFailed(f"unknown body kind {kind!r}")
+
+
+def run_sql(sql: str, database: str, timeout: int | None) -> str:
+    """Run the SQL as written, as pg_cron would: one simple-protocol command in autocommit, so
+    several statements run as one implicit transaction and VACUUM may stand alone."""
+    connection = connections[database]
+    try:
+        with connection.cursor() as cursor:
+            if timeout:
+                cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{timeout}s"])
+            cursor.execute(sql)
+            status = cursor.cursor.statusmessage or ""
+            if timeout:
+                cursor.execute("RESET statement_timeout")
+    except BaseException:
+        # A failed, cancelled or interrupted statement may leave the session mid-command or
+        # with our statement_timeout set: never hand it to the next job.
+        connection.close()
+        raise
+    return status
+
+
+def run_command(argv: list[str], database: str, timeout: int | None) -> str:
+    """Run a program without a shell, with the database's connection in libpq's environment.
+
+    The password reaches libpq through a 0600 PGPASSFILE in a private folder, never argv or a
+    PGPASSWORD variable that ``ps e`` would show (``tasks.libpq``).
+    """
+    with client_environment(Target.from_alias(database), application=f"job:{argv[0]}") as env:
+        try:
+            done = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except FileNotFoundError as error:
+            raise JobFailed(f"program not found: {argv[0]}") from error
+        except subprocess.TimeoutExpired as error:
+            raise JobFailed(f"{argv[0]} ran longer than its timeout of {timeout} s") from error
+    output = (done.stdout + done.stderr)[-OUTPUT_LIMIT:]
+    if done.returncode != 0:
+        raise JobFailed(f"{argv[0]} exited with {done.returncode}: {output.strip()}")
+    return output
+
+
+@contextmanager
+def overlap_guard(name: str, skip: bool, database: str) -> Iterator[bool]:
+    """With ``skip``, hold a session advisory lock on the job while it runs; yield whether we
+    got it. Without, always run (Celery's own behaviour: runs may overlap)."""
+    if not skip:
+        yield True
+        return
+    connection = connections[database]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [OVERLAP_LOCK_SPACE, name])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", [OVERLAP_LOCK_SPACE, name]
+                )

@@ -1,0 +1,67 @@
+"""``on: startup`` jobs run once per release, however many workers start together."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+
+from orchestrator import reconcile
+from orchestrator.models import ManagedJob, StartupRun
+from orchestrator.startup import run_startup_jobs
+from tests.integration.reconcile_helpers import clear_engines, placed_from
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MANIFEST = """
+version: 1
+jobs:
+  seed-once:
+    on: startup
+    task: tasks.health.ping
+    kwargs: {token: seeded}
+"""
+
+
+@pytest.fixture(autouse=True)
+def empty_engines() -> None:
+    clear_engines()
+    StartupRun.objects.all().delete()
+    yield
+    clear_engines()
+
+
+def test_startup__eight_workers_starting_together_run_it_once(celery_worker) -> None:  # type: ignore[no-untyped-def]
+    """Eight claimants racing for the same release: exactly one starts the job."""
+    reconcile.apply(placed_from(MANIFEST))
+    assert ManagedJob.objects.get(name="seed-once").engine_id == "startup:seed-once"
+
+    def start(index: int) -> list[str]:
+        try:
+            return run_startup_jobs(f"worker-{index}")
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        started = [name for names in pool.map(start, range(8)) for name in names]
+    assert started == ["seed-once"]
+    assert StartupRun.objects.filter(job="seed-once").count() == 1
+    assert run_startup_jobs("late-worker") == []  # same release: never again
+
+
+def test_startup__a_new_release_runs_it_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new ORCHESTRATOR_RELEASE is a new claim, so the job runs once more."""
+    reconcile.apply(placed_from(MANIFEST))
+    monkeypatch.setenv("ORCHESTRATOR_RELEASE", "r1")
+    assert run_startup_jobs("w") == ["seed-once"]
+    monkeypatch.setenv("ORCHESTRATOR_RELEASE", "r2")
+    assert run_startup_jobs("w") == ["seed-once"]
+    assert run_startup_jobs("w") == []
+
+
+def test_startup__paused_startup_job_does_not_run() -> None:
+    """A paused startup job is skipped (pausing is the operator's call)."""
+    reconcile.apply(placed_from(MANIFEST))
+    ManagedJob.objects.filter(name="seed-once").update(paused=True)
+    assert run_startup_jobs("w") == []
