@@ -18,7 +18,7 @@ from orchestrator.backends import backends
 from orchestrator.backends.base import payload_from_definition
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import ManagedJob
-from orchestrator.schedules import next_runs, parse_at, parse_schedule
+from orchestrator.schedules import format_every, next_runs, parse_at, parse_schedule
 from orchestrator.specs import Startup, Trigger
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def describe_trigger(definition: dict[str, object]) -> str:
     if kind == "cron":
         return str(trigger["expr"])
     if kind == "every":
-        return f"every {trigger['seconds']}s"
+        return format_every(int(trigger["seconds"]))
     if kind == "at":
         return f"at {trigger['when']}"
     return "on startup"
@@ -126,8 +126,7 @@ def job_rows() -> list[JobRow]:
     for row in ManagedJob.objects.order_by("name"):
         definition = row.definition
         zone = str(definition.get("timezone") or "UTC")
-        trigger = trigger_of(definition)
-        upcoming = next_runs(trigger, zone, 1, now) if not isinstance(trigger, Startup) else []
+        upcoming = next_runs(trigger_of(definition), zone, 1, now)
         if not definition.get("enabled", True):
             state = "disabled"
         elif row.paused:
