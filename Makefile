@@ -34,6 +34,7 @@ stop:
 run: venv
 	@$(PYTHON) scripts/services.py start --profile dev --quiet
 	@ORCHESTRATOR_PROFILE=dev $(PY) manage.py bootstrap --port $(PORT)
+	@ORCHESTRATOR_PROFILE=dev $(PY) manage.py jobs apply --yes
 	@echo "make: starting web (http://127.0.0.1:$(PORT)/admin/), worker and beat; Ctrl-C stops them"
 	@ORCHESTRATOR_PROFILE=dev WEB_PORT=$(PORT) exec $(VENV)/bin/honcho -f Procfile start
 

@@ -1,8 +1,32 @@
 """Import every task module, so Celery's autodiscovery (which looks for ``<app>.tasks``) registers
-the tasks of this wing under their module names (``tasks.health.ping``, ...)."""
+the tasks of this wing under their module names (``tasks.backup.backup_database``, ...)."""
 
 from __future__ import annotations
 
-from tasks import health, runner
+from tasks import (
+    backup,
+    cache,
+    code_ingest,
+    demo,
+    embeddings,
+    graph,
+    health,
+    registry_sync,
+    runner,
+    startup,
+    templates,
+)
 
-__all__ = ("health", "runner")
+__all__ = (
+    "backup",
+    "cache",
+    "code_ingest",
+    "demo",
+    "embeddings",
+    "graph",
+    "health",
+    "registry_sync",
+    "runner",
+    "startup",
+    "templates",
+)
