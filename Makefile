@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # A separate set of test services (e.g. TEST_PROFILE=ci2 for a second checkout on one machine).
 TEST_PROFILE ?= test
 
-.PHONY: run test lint format services stop venv clean-data
+.PHONY: run test lint format services stop venv e2e-deps
 
 venv: $(VENV)/.installed
 
@@ -38,7 +38,14 @@ run: venv
 	@echo "make: starting web (http://127.0.0.1:$(PORT)/admin/), worker and beat; Ctrl-C stops them"
 	@ORCHESTRATOR_PROFILE=dev WEB_PORT=$(PORT) exec $(VENV)/bin/honcho -f Procfile start
 
-test: venv
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`).
+e2e-deps:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "make: chromium is missing (browser tests). Install it with: sudo apt-get install -y chromium" >&2; exit 1; fi; \
+	fi
+
+test: venv e2e-deps
 	@$(PYTHON) scripts/services.py start --profile $(TEST_PROFILE) --quiet
 	@ORCHESTRATOR_PROFILE=$(TEST_PROFILE) $(PY) manage.py bootstrap --no-admin
 	@ORCHESTRATOR_PROFILE=$(TEST_PROFILE) $(PY) -m pytest $(PYTEST_ARGS)

@@ -7,6 +7,8 @@ SELECT format('CREATE ROLE %I LOGIN CREATEDB', :'role')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
 ALTER ROLE :"role" PASSWORD :'password';
 GRANT pg_read_all_settings TO :"role";
+-- the pg_cron heartbeat looks for the "pg_cron launcher" backend in pg_stat_activity
+GRANT pg_read_all_stats TO :"role";
 ALTER DATABASE :"DBNAME" OWNER TO :"role";
 CREATE EXTENSION IF NOT EXISTS pg_cron;
 GRANT USAGE ON SCHEMA cron TO :"role";

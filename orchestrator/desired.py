@@ -12,9 +12,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connections
 
+from orchestrator.backends import backends
 from orchestrator.capabilities import Capabilities, read_capabilities
 from orchestrator.classifier import classify_all
-from orchestrator.errors import ManifestInvalid
+from orchestrator.errors import ManifestInvalid, OrchestratorError
 from orchestrator.manifest import Manifest, load_manifest, load_manifest_text
 from orchestrator.plan import Placed
 
@@ -69,9 +70,21 @@ def capabilities_for(manifest: Manifest) -> Capabilities:
 
 
 def place(manifest: Manifest, capabilities: Capabilities | None = None) -> list[Placed]:
-    """Classify every job; raise ``ManifestInvalid`` with every job that cannot be placed."""
+    """Classify every job and ask its engine whether it can honour it; raise
+    ``ManifestInvalid`` with every job that cannot be placed."""
     capabilities = capabilities or capabilities_for(manifest)
     placements, errors = classify_all(manifest.jobs, capabilities)
+    engines = backends()
+    for spec in manifest.jobs:
+        placement = placements.get(spec.name)
+        if placement is None:
+            continue
+        for field, message in engines[placement.target].problems(spec):
+            errors.append(
+                OrchestratorError(
+                    message, path=spec.path, line=spec.line_of(field), job=spec.name, field=field
+                )
+            )
     if errors:
         raise ManifestInvalid(errors, path=manifest.path)
     return [

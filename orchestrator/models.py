@@ -76,3 +76,106 @@ class StartupRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} @ {self.release[:12]}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    RETRIED = "retried", "retried"
+    SKIPPED = "skipped", "skipped"
+    LOST = "lost", "lost"
+
+
+#: statuses after which a run changes no more
+FINISHED_STATUSES = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.RETRIED,
+    RunStatus.SKIPPED,
+    RunStatus.LOST,
+)
+
+
+class JobRun(models.Model):
+    """One execution (or one queued attempt) of a job, in either engine.
+
+    Linked to its job by *name*, not by a foreign key, on purpose: history must outlive the
+    registry row (a job pruned from the manifest, or moved from pg_cron to Celery, keeps its
+    past under the same name), the SQL importer and the Celery signal handlers write rows
+    without looking a registry id up, and 1,000,000 rows never cascade on a registry delete.
+    The admin joins by name through an index (``job_run_job_started``).
+
+    ``delivery`` counts deliveries of the same Celery attempt: when a worker dies mid-task the
+    broker redelivers the message with the same task id and retry count, and the dead
+    execution stays in history as ``lost`` next to its redelivery. pg_cron rows always have 1.
+    """
+
+    job = models.CharField(max_length=63, help_text="the managed job's name")
+    engine = models.CharField(max_length=16, choices=Engine.choices)
+    engine_run_id = models.CharField(
+        max_length=64, help_text="pg_cron runid, or the Celery task id"
+    )
+    attempt = models.PositiveIntegerField(default=1, help_text="1 + the retries before it")
+    delivery = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=RunStatus.choices)
+    manual = models.BooleanField(default=False, help_text="started by run-now, not by schedule")
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="Celery worker hostname")
+    pid = models.IntegerField(null=True, blank=True, help_text="worker or backend process id")
+    message = models.TextField(blank=True, help_text="the error, or the job's output")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-started", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("engine", "engine_run_id", "attempt", "delivery"),
+                name="job_run_once",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(engine__in=[choice.value for choice in Engine]),
+                name="job_run_engine_known",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=[choice.value for choice in RunStatus]),
+                name="job_run_status_known",
+            ),
+            models.CheckConstraint(condition=models.Q(attempt__gte=1), name="job_run_attempt"),
+        ]
+        indexes = [
+            models.Index(fields=("job", "-started", "-id"), name="job_run_job_started"),
+            models.Index(fields=("status", "-started", "-id"), name="job_run_status_started"),
+            models.Index(fields=("engine", "-started", "-id"), name="job_run_engine_started"),
+            models.Index(fields=("-started", "-id"), name="job_run_started"),
+            # missed-run counts: a job's scheduled slots in a window
+            models.Index(fields=("job", "scheduled_for"), name="job_run_job_slot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.engine_run_id} #{self.attempt} {self.status}"
+
+
+class CronImportMark(models.Model):
+    """The pg_cron importer's watermark: the highest ``cron.job_run_details.runid`` it has
+    seen finished. One row (``id = 1``), written by ``orchestrator_import_cron_runs()``.
+
+    Runs still going at import time are imported as ``running`` and re-read on the next
+    import (from ``open_from``, the lowest runid not finished yet), so nothing is missed and
+    finished rows are never read twice.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    open_from = models.BigIntegerField(default=0, help_text="re-read runids from here on")
+    last_import = models.DateTimeField(null=True, blank=True)
+    imported = models.BigIntegerField(default=0, help_text="rows written by the last import")
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="cron_mark_single")]
+
+    def __str__(self) -> str:
+        return f"pg_cron runs from runid {self.open_from}"

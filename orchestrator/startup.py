@@ -45,10 +45,12 @@ def run_startup_jobs(claimant: str | None = None) -> list[str]:
             cursor.execute(CLAIM, [job.name, key, claimant])
             if cursor.fetchone() is None:
                 continue  # another worker claimed it first
-            queue = job.definition.get("queue")
-            run_id = backends()[job.engine].run_now(
-                payload_from_definition(job.definition), queue if isinstance(queue, str) else None
-            )
+        # Sent after the claim commits: a worker picking the run up must see the claim (and
+        # the run's history row) rather than wait on our open transaction.
+        queue = job.definition.get("queue")
+        run_id = backends()[job.engine].run_now(
+            payload_from_definition(job.definition), queue if isinstance(queue, str) else None
+        )
         started.append(job.name)
         logger.info("startup job started", extra={"job": job.name, "run_id": run_id})
     return started

@@ -92,8 +92,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / ".data" / "static"
-# Serve the admin's assets from the apps themselves, so `make run` needs no collectstatic.
+# Set STATIC_ROOT for `collectstatic` in production; without it, WhiteNoise serves the admin's
+# assets from the apps themselves, so `make run` needs no collectstatic.
+STATIC_ROOT = env.get("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 
 # --------------------------------------------------------------------------- security
@@ -135,12 +136,39 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Any number of beats may run; only the holder of a PostgreSQL advisory lock dispatches, and it
+# writes last_run_at before sending, so a restart or takeover never fires a slot twice
+# (tasks/beat.py).
+CELERY_BEAT_SCHEDULER = "tasks.beat:LeaderDatabaseScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# Delivery: at-least-once, on purpose. Every job the orchestrator runs is idempotent by contract
+# (keyed upserts, re-runnable dumps and syncs), so a job repeated after a crash is harmless and a
+# job lost with a crashed worker is not. Hence, globally: acknowledge after the task finishes
+# (acks_late) and put the message back when the worker child dies mid-task (SIGKILL, OOM)
+# instead of marking it failed (reject_on_worker_lost). A task that is not idempotent opts out
+# with @shared_task(acks_late=False). Caveat: a task that kills its worker every time is
+# redelivered every time; its hard time limit and the logs are how an operator sees it.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message reserved per pool process: jobs are long and few, so a worker must not hoard
+# unacknowledged messages another idle worker could run (and `fleet drain` leaves none behind).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers a message that stayed unacknowledged longer than the visibility timeout, so
+# every job's countdown + run time must fit inside it or it runs twice. The manifest validator
+# rejects jobs that do not fit (tasks.delivery.check_fits); the hard time limit below is the
+# ceiling for tasks no manifest bounds.
+ORCHESTRATOR_VISIBILITY_TIMEOUT = int(env.get("ORCHESTRATOR_VISIBILITY_TIMEOUT", str(6 * 3600)))
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": ORCHESTRATOR_VISIBILITY_TIMEOUT}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": ORCHESTRATOR_VISIBILITY_TIMEOUT}
+CELERY_TASK_TIME_LIMIT = ORCHESTRATOR_VISIBILITY_TIMEOUT - 15 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 
 # --------------------------------------------------------------------------- orchestrator
 
 ORCHESTRATOR_MANIFEST = env.get("ORCHESTRATOR_MANIFEST", str(BASE_DIR / "jobs.yaml"))
+# When set, /metrics answers only requests bearing this token (Authorization: Bearer ...).
+ORCHESTRATOR_METRICS_TOKEN = env.get("ORCHESTRATOR_METRICS_TOKEN", "")
 
 # --------------------------------------------------------------------------- logging
 

@@ -312,6 +312,8 @@ SELECT format('CREATE ROLE %I LOGIN CREATEDB', :'role')
 ALTER ROLE :"role" PASSWORD :'password';
 -- capabilities.py reads pg_cron's settings (cron.*), which PostgreSQL shows only to this role
 GRANT pg_read_all_settings TO :"role";
+-- the pg_cron heartbeat looks for the "pg_cron launcher" backend in pg_stat_activity
+GRANT pg_read_all_stats TO :"role";
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \\gexec
 \\connect :"db"

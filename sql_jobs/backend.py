@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from orchestrator.backends.base import Desired, LiveJob
-from orchestrator.specs import SqlBody
+from orchestrator.specs import JobSpec, SqlBody
 from sql_jobs.queries import query
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ class PgCronBackend:
                 },
             )
         return jobs
+
+    def problems(self, spec: JobSpec) -> list[tuple[str, str]]:
+        """The classifier already sends pg_cron only what it runs exactly."""
+        return []
 
     def render(self, desired: Desired) -> Mapping[str, object]:
         return {

@@ -30,7 +30,8 @@ from django_celery_beat.models import (
 )
 
 from orchestrator.backends.base import STARTUP_PREFIX, Desired, LiveJob, run_payload
-from orchestrator.specs import body_to_dict
+from orchestrator.specs import JobSpec, body_to_dict
+from tasks.delivery import check_fits
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,17 @@ class CeleryBeatBackend:
             )
             for task in tasks
         }
+
+    def problems(self, spec: JobSpec) -> list[tuple[str, str]]:
+        """A job must finish, retries' countdowns included, within the broker's visibility
+        timeout, or Redis delivers it a second time while it still runs."""
+        countdown = 0
+        if spec.retries is not None and spec.retries.max > 0:
+            countdown = spec.retries.backoff * 2 ** (spec.retries.max - 1)
+        message = check_fits(spec.timeout, countdown)
+        if message is None:
+            return []
+        return [("timeout" if spec.timeout else "retries", message)]
 
     def _state(self, task: PeriodicTask) -> dict[str, object]:
         return {

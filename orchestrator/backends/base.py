@@ -51,6 +51,11 @@ class Backend(Protocol):
         """Every job the engine holds, keyed by name (unnamed ones by ``#<id>``)."""
         ...
 
+    def problems(self, spec: JobSpec) -> list[tuple[str, str]]:
+        """What this engine, as configured, cannot honour in a job placed on it:
+        ``(field, message)`` pairs, reported as located manifest errors."""
+        ...
+
     def render(self, desired: Desired) -> Mapping[str, object] | None:
         """The state ``create`` would write, comparable with ``LiveJob.state``; ``None`` when
         the job has no engine-side object (an ``on: startup`` job)."""

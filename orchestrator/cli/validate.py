@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from orchestrator.classifier import classify_all
+from orchestrator import desired
 from orchestrator.cli import context
 from orchestrator.errors import ManifestInvalid, ServiceError
 
@@ -37,10 +37,11 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
         command.stderr.write(f"warning: {error}; job placement was not checked")
         command.stdout.write(f"{path}: OK, {count} {noun} (placement not checked)")
         return 0
-    placements, errors = classify_all(manifest, capabilities)
-    if errors:
-        return context.report_invalid(command, ManifestInvalid(errors, path=path), path)
-    engines = Counter(placement.target for placement in placements.values())
+    try:
+        placed = desired.place(manifest, capabilities)
+    except ManifestInvalid as invalid:
+        return context.report_invalid(command, invalid, path)
+    engines = Counter(job.engine for job in placed)
     command.stdout.write(
         f"{path}: OK, {count} {noun}: {engines['pg_cron']} on pg_cron, "
         f"{engines['celery']} on Celery"

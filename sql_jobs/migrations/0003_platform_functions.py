@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.db import migrations
 
-from sql_jobs.sqlfiles import run_sql_file
+from project.sqlfiles import run_sql_file, sql_dir
 
 
 class Migration(migrations.Migration):
     dependencies = [("sql_jobs", "0002_platform_schema")]
-    operations = [run_sql_file("0003_platform_functions")]
+    operations = [run_sql_file(sql_dir(__file__), "0003_platform_functions")]

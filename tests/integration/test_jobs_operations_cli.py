@@ -99,6 +99,7 @@ def test_list_pause_resume__json_and_state(tmp_path: Path) -> None:
     assert "no managed job is named 'no-such-job'" in err
 
 
+@pytest.mark.django_db(transaction=True)
 def test_run__starts_a_run_on_a_worker(tmp_path: Path, celery_worker, celery_app) -> None:  # type: ignore[no-untyped-def]
     """`run NAME` returns a Celery task id whose run completes on the real worker."""
     jobs("apply", "--manifest", str(write_manifest(tmp_path, MANIFEST)), "--yes")
@@ -106,3 +107,32 @@ def test_run__starts_a_run_on_a_worker(tmp_path: Path, celery_worker, celery_app
     assert status == 0
     run_id = json.loads(out)["run_id"]
     assert celery_app.AsyncResult(run_id).get(timeout=30)["status"] == "succeeded"
+    clear_engines()
+
+
+def test_validate__timeout_longer_than_the_visibility_timeout_is_refused(tmp_path: Path) -> None:
+    """Redis would redeliver a message still running after its visibility timeout, so a
+    Celery job whose timeout (or retry countdown) does not fit is a located error."""
+    path = str(
+        write_manifest(
+            tmp_path,
+            """
+            version: 1
+            jobs:
+              too-long:
+                schedule: "@daily"
+                task: tasks.health.ping
+                timeout: 6h
+              backs-off-too-far:
+                schedule: "@daily"
+                task: tasks.health.ping
+                retries: {max: 20, backoff: 60}
+            """,
+        )
+    )
+    status, _, err = jobs("validate", "--manifest", path)
+    assert status == 1
+    lines = err.splitlines()
+    assert lines[0].startswith(f"{path}:7: job 'too-long': timeout: 21600s (timeout + countdown)")
+    assert "visibility timeout" in lines[0]
+    assert lines[1].startswith(f"{path}:11: job 'backs-off-too-far': retries:")

@@ -1,0 +1,371 @@
+"""The Jobs pages: every managed job of both engines, and one job's page with its controls.
+
+The manifest owns definitions, so nothing here edits one: no add, change or delete. The admin
+owns operational state: pause / resume (``orchestrator.pause_job``) and run now
+(``orchestrator.run_job``), as POST-only views behind the admin's login and CSRF checks that
+answer 403 without the permission, and as changelist actions gated the same way.
+
+The list costs a fixed number of queries per page whatever its length: the last run comes from
+correlated subqueries on the ``(job, started)`` index, missed counts from one grouped query
+for the page (``orchestrator.missed.missed_counts``), next runs from croniter in Python.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from orchestrator import heartbeat, missed, operations
+from orchestrator.admin import plan_views
+from orchestrator.admin.display import (
+    duration_text,
+    engine_badge,
+    run_chart,
+    schedule_words,
+    status_badge,
+)
+from orchestrator.errors import OrchestratorError
+from orchestrator.models import JobRun, ManagedJob
+from orchestrator.schedules import next_runs
+
+logger = logging.getLogger(__name__)
+
+#: runs shown (and charted) on a job's page
+DETAIL_RUNS = 50
+
+
+class StateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", "active"), ("paused", "paused"), ("disabled", "disabled")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == "disabled":
+            return queryset.filter(definition__enabled=False)
+        if value == "paused":
+            return queryset.filter(paused=True).exclude(definition__enabled=False)
+        if value == "active":
+            return queryset.filter(paused=False).exclude(definition__enabled=False)
+        return queryset
+
+
+class LastRunFilter(admin.SimpleListFilter):
+    title = "last run"
+    parameter_name = "last_run"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("succeeded", "succeeded"),
+            ("failed", "failed"),
+            ("running", "running"),
+            ("never", "never ran"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == "never":
+            return queryset.filter(last_status__isnull=True)
+        if value:
+            return queryset.filter(last_status=value)
+        return queryset
+
+
+class TagFilter(admin.SimpleListFilter):
+    title = "tag"
+    parameter_name = "tag"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT tag FROM orchestrator_managedjob, "
+                "jsonb_array_elements_text(CASE jsonb_typeof(definition->'tags') "
+                "WHEN 'array' THEN definition->'tags' ELSE '[]'::jsonb END) AS tag "
+                "ORDER BY tag LIMIT 200"
+            )
+            return [(tag, tag) for (tag,) in cursor.fetchall()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(definition__tags__contains=[value]) if value else queryset
+
+
+class ManagedJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "engine_col",
+        "schedule_col",
+        "timezone_col",
+        "state_col",
+        "next_run_col",
+        "last_run_col",
+        "missed_col",
+    )
+    list_filter = ("engine", StateFilter, LastRunFilter, TagFilter)
+    search_fields = ("name", "definition__description")
+    list_per_page = 100
+    show_full_result_count = False
+    actions = ("pause_selected", "resume_selected", "run_selected")
+    change_list_template = "admin/orchestrator/managedjob/change_list.html"
+
+    # ------------------------------------------------------------------ read-only by design
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_pause_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orchestrator.pause_job")
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orchestrator.run_job")
+
+    def has_apply_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orchestrator.apply_manifest")
+
+    # ------------------------------------------------------------------ list
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        last = JobRun.objects.filter(job=OuterRef("name")).order_by("-started", "-id")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                last_status=Subquery(last.values("status")[:1]),
+                last_started=Subquery(last.values("started")[:1]),
+                last_duration=Subquery(last.values("duration")[:1]),
+            )
+        )
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        rows = list(changelist.result_list)
+        counts = missed.missed_counts(rows)
+        now = timezone.now()
+        for row in rows:
+            row.missed_runs = counts.get(row.name)
+            row.next_run = _next_run(row, now)
+        changelist.result_list = rows
+        return changelist
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        context = {
+            "scheduler": heartbeat.scheduler_state(),
+            "can_apply": self.has_apply_permission(request),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)
+
+    @admin.display(description="engine", ordering="engine")
+    def engine_col(self, obj: ManagedJob) -> Any:
+        return engine_badge(obj.engine)
+
+    @admin.display(description="schedule")
+    def schedule_col(self, obj: ManagedJob) -> Any:
+        text, words = schedule_words(obj.definition)
+        return format_html("<code>{}</code><br><small>{}</small>", text, words)
+
+    @admin.display(description="time zone")
+    def timezone_col(self, obj: ManagedJob) -> str:
+        return str(obj.definition.get("timezone") or "UTC")
+
+    @admin.display(description="state")
+    def state_col(self, obj: ManagedJob) -> str:
+        return _state(obj)
+
+    @admin.display(description="next run")
+    def next_run_col(self, obj: ManagedJob) -> Any:
+        value = getattr(obj, "next_run", None)
+        return value if value is not None else "—"
+
+    @admin.display(description="last run", ordering="last_started")
+    def last_run_col(self, obj: ManagedJob) -> Any:
+        status = getattr(obj, "last_status", None)
+        if status is None:
+            return "never"
+        started = getattr(obj, "last_started", None)
+        when = timezone.localtime(started).strftime("%Y-%m-%d %H:%M:%S") if started else "—"
+        return format_html(
+            "{} {}<br><small>{}</small>",
+            status_badge(status),
+            duration_text(getattr(obj, "last_duration", None)),
+            when,
+        )
+
+    @admin.display(description="missed (24 h)")
+    def missed_col(self, obj: ManagedJob) -> Any:
+        found = getattr(obj, "missed_runs", None)
+        if found is None:
+            return "—"
+        if found.missed:
+            return format_html('<strong style="color:#dc3545">{}</strong>', found.missed)
+        return 0
+
+    # ------------------------------------------------------------------ actions
+    @admin.action(description="Pause selected jobs", permissions=["pause"])
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, "paused", lambda name: operations.set_paused(name, True))
+
+    @admin.action(description="Resume selected jobs", permissions=["pause"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, "resumed", lambda name: operations.set_paused(name, False))
+
+    @admin.action(description="Run selected jobs now", permissions=["run"])
+    def run_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, "started", operations.run_now)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet, verb: str, act: Any) -> None:
+        done = []
+        for name in queryset.values_list("name", flat=True):
+            try:
+                act(name)
+                done.append(name)
+            except OrchestratorError as error:
+                self.message_user(request, f"{name}: {error}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{verb}: {', '.join(done)}", messages.SUCCESS)
+        logger.info("admin action", extra={"verb": verb, "jobs": done, "user": request.user.pk})
+
+    # ------------------------------------------------------------------ job page and controls
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("plan/", wrap(self.plan_view), name=f"{prefix}_plan"),
+            path("plan/apply/", wrap(self.apply_view), name=f"{prefix}_apply"),
+            path("unmanaged/", wrap(self.unmanaged_view), name=f"{prefix}_unmanaged"),
+            path("<int:pk>/pause/", wrap(self.pause_view), name=f"{prefix}_pause"),
+            path("<int:pk>/resume/", wrap(self.resume_view), name=f"{prefix}_resume"),
+            path("<int:pk>/run/", wrap(self.run_view), name=f"{prefix}_run"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        """A job's page: definition, reasons, missed runs, run history and chart, controls."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(self.get_queryset(request), pk=object_id)
+        runs = list(JobRun.objects.filter(job=job.name).order_by("-started", "-id")[:DETAIL_RUNS])
+        chart = run_chart(
+            [
+                {
+                    "status": run.status,
+                    "duration": run.duration,
+                    "label": f"{run.started:%Y-%m-%d %H:%M:%S}" if run.started else run.status,
+                }
+                for run in reversed(runs)
+            ]
+        )
+        text, words = schedule_words(job.definition)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": job.name,
+            "job": job,
+            "state": _state(job),
+            "schedule": text,
+            "schedule_words": words,
+            "engine": engine_badge(job.engine),
+            "definition": json.dumps(job.definition, indent=2, sort_keys=True, default=str),
+            "reasons": job.reasons,
+            "runs": [(run, status_badge(run.status), duration_text(run.duration)) for run in runs],
+            "chart": chart,
+            "missed": missed.missed_instants(job),
+            "next_run": _next_run(job, timezone.now()),
+            "can_pause": self.has_pause_permission(request),
+            "can_run": self.has_run_permission(request),
+            "runs_url": reverse("admin:orchestrator_jobrun_changelist") + f"?job={job.name}",
+        }
+        return TemplateResponse(request, "admin/orchestrator/managedjob/detail.html", context)
+
+    def _control(self, request: HttpRequest, pk: int, allowed: bool, act: Any, done: str) -> Any:
+        if not allowed:
+            raise PermissionDenied
+        job = get_object_or_404(ManagedJob, pk=pk)
+        try:
+            result = act(job.name)
+        except OrchestratorError as error:
+            self.message_user(request, f"{job.name}: {error}", messages.ERROR)
+        else:
+            suffix = f" (run {result})" if isinstance(result, str) else ""
+            self.message_user(request, f"{job.name}: {done}{suffix}", messages.SUCCESS)
+            logger.info(
+                "admin control", extra={"job": job.name, "verb": done, "user": request.user.pk}
+            )
+        return HttpResponseRedirect(reverse("admin:orchestrator_managedjob_change", args=[pk]))
+
+    @staticmethod
+    def _paused(value: bool) -> Any:
+        return lambda name: operations.set_paused(name, value)
+
+    def pause_view(self, request: HttpRequest, pk: int) -> Any:
+        return _post_only(request) or self._control(
+            request, pk, self.has_pause_permission(request), self._paused(True), "paused"
+        )
+
+    def resume_view(self, request: HttpRequest, pk: int) -> Any:
+        return _post_only(request) or self._control(
+            request, pk, self.has_pause_permission(request), self._paused(False), "resumed"
+        )
+
+    def run_view(self, request: HttpRequest, pk: int) -> Any:
+        return _post_only(request) or self._control(
+            request, pk, self.has_run_permission(request), operations.run_now, "run started"
+        )
+
+    def plan_view(self, request: HttpRequest) -> Any:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return plan_views.plan_page(self, request)
+
+    def apply_view(self, request: HttpRequest) -> Any:
+        return _post_only(request) or plan_views.apply(self, request)
+
+    def unmanaged_view(self, request: HttpRequest) -> Any:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return plan_views.unmanaged_page(self, request)
+
+
+def _post_only(request: HttpRequest) -> HttpResponse | None:
+    """405 for anything but POST (controls change state; a GET must never)."""
+    response = require_POST(lambda _request: None)(request)
+    return response
+
+
+def _state(job: ManagedJob) -> str:
+    if not job.definition.get("enabled", True):
+        return "disabled"
+    return "paused" if job.paused else "active"
+
+
+def _next_run(job: ManagedJob, now: Any) -> Any:
+    if _state(job) != "active":
+        return None
+    zone = str(job.definition.get("timezone") or "UTC")
+    upcoming = next_runs(operations.trigger_of(job.definition), zone, 1, now)
+    return upcoming[0] if upcoming else None

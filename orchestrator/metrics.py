@@ -1,0 +1,170 @@
+"""``/metrics``: the run history of both engines in Prometheus' text format.
+
+Everything is read at scrape time from PostgreSQL (the history is the source of truth; no
+process-local counters that each gunicorn worker would hold a different share of), plus queue
+depths from Redis (``tasks.fleet``: ``LLEN`` of each queue over kombu's priority lists).
+
+- ``orchestrator_job_runs_total{job,engine,status}``: runs recorded;
+- ``orchestrator_job_run_duration_seconds{job,engine}``: a summary (``_sum``/``_count``) of
+  finished runs' durations;
+- ``orchestrator_job_last_success_timestamp_seconds{job,engine}``;
+- ``orchestrator_job_missed_runs{job,engine}``: missed in the last 24 h (``missed_counts``);
+- ``orchestrator_jobs{engine,state}``; ``orchestrator_queue_depth{queue}``;
+- ``orchestrator_pg_cron_scheduler_up`` (1 running or idle, 0 stalled or stopped) with
+  ``orchestrator_pg_cron_scheduler_info{state}``.
+
+When ``settings.ORCHESTRATOR_METRICS_TOKEN`` is set, a scrape must send it as a bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+
+from orchestrator import heartbeat, missed
+from orchestrator.errors import OrchestratorError
+from orchestrator.models import ManagedJob
+
+logger = logging.getLogger(__name__)
+
+RUNS_SQL = """
+SELECT job, engine, status, count(*),
+       coalesce(sum(extract(epoch FROM duration)) FILTER (WHERE duration IS NOT NULL), 0),
+       count(duration),
+       extract(epoch FROM max(finished) FILTER (WHERE status = 'succeeded'))
+  FROM orchestrator_jobrun
+ GROUP BY job, engine, status
+"""
+
+
+class HistoryCollector:
+    """A prometheus_client collector reading the history at scrape time."""
+
+    def collect(self) -> Iterator[Metric]:
+        runs = CounterMetricFamily(
+            "orchestrator_job_runs", "Runs recorded, by job, engine and status",
+            labels=["job", "engine", "status"],
+        )  # fmt: skip
+        durations = SummaryMetricFamily(
+            "orchestrator_job_run_duration_seconds", "Durations of finished runs",
+            labels=["job", "engine"],
+        )  # fmt: skip
+        last_success = GaugeMetricFamily(
+            "orchestrator_job_last_success_timestamp_seconds",
+            "When the job's newest successful run finished (Unix time)",
+            labels=["job", "engine"],
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(RUNS_SQL)
+            rows = cursor.fetchall()
+        sums: dict[tuple[str, str], list[float]] = {}
+        latest: dict[tuple[str, str], float] = {}
+        for job, engine, status, count, total, finished, success_at in rows:
+            runs.add_metric([job, engine, status], count)
+            pair = sums.setdefault((job, engine), [0, 0.0])
+            pair[0] += int(finished)
+            pair[1] += float(total)
+            if success_at is not None:
+                latest[(job, engine)] = max(float(success_at), latest.get((job, engine), 0.0))
+        for (job, engine), (count, total) in sorted(sums.items()):
+            durations.add_metric([job, engine], count_value=count, sum_value=total)
+        for (job, engine), when in sorted(latest.items()):
+            last_success.add_metric([job, engine], when)
+        yield runs
+        yield durations
+        yield last_success
+        yield from self._jobs()
+        yield self._queues()
+        yield from self._scheduler()
+
+    def _jobs(self) -> Iterator[Metric]:
+        jobs = list(ManagedJob.objects.only("name", "engine", "definition", "paused", "applied_at"))
+        states = GaugeMetricFamily(
+            "orchestrator_jobs", "Managed jobs by engine and state", labels=["engine", "state"]
+        )
+        counted: dict[tuple[str, str], int] = {}
+        for job in jobs:
+            state = (
+                "disabled"
+                if not job.definition.get("enabled", True)
+                else "paused"
+                if job.paused
+                else "active"
+            )
+            counted[(job.engine, state)] = counted.get((job.engine, state), 0) + 1
+        for (engine, state), count in sorted(counted.items()):
+            states.add_metric([engine, state], count)
+        yield states
+        missed_runs = GaugeMetricFamily(
+            "orchestrator_job_missed_runs",
+            "Scheduled runs missed in the last 24 hours",
+            labels=["job", "engine"],
+        )
+        engines = {job.name: job.engine for job in jobs}
+        for name, found in sorted(missed.missed_counts(jobs).items()):
+            missed_runs.add_metric([name, engines[name]], found.missed)
+        yield missed_runs
+
+    def _queues(self) -> Metric:
+        depth = GaugeMetricFamily(
+            "orchestrator_queue_depth", "Messages waiting in each Celery queue", labels=["queue"]
+        )
+        from project.celery import app  # the application wing's Celery app
+        from tasks.fleet import Fleet
+
+        names = {str(app.conf.task_default_queue)}
+        for queue in ManagedJob.objects.values_list("definition__queue", flat=True).distinct():
+            if isinstance(queue, str) and queue:
+                names.add(queue)
+        try:
+            depths = Fleet(app).queue_depths(names)
+        except OrchestratorError as error:
+            logger.warning("queue depths unavailable", extra={"error": str(error)})
+            return depth
+        for queue in depths["queues"]:
+            depth.add_metric([queue["name"]], queue["depth"])
+        return depth
+
+    def _scheduler(self) -> Iterator[Metric]:
+        state = heartbeat.scheduler_state()
+        up = GaugeMetricFamily(
+            "orchestrator_pg_cron_scheduler_up",
+            "1 when pg_cron started every job that was due (or none was due), else 0",
+        )
+        up.add_metric([], 1 if state.healthy else 0)
+        yield up
+        info = GaugeMetricFamily(
+            "orchestrator_pg_cron_scheduler_info", "pg_cron scheduler state", labels=["state"]
+        )
+        info.add_metric([state.state], 1)
+        yield info
+
+
+def _authorised(request: HttpRequest) -> bool:
+    token = getattr(settings, "ORCHESTRATOR_METRICS_TOKEN", "") or ""
+    if not token:
+        return True
+    sent = request.headers.get("Authorization", "")
+    return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not _authorised(request):
+        return HttpResponse("a bearer token is required\n", status=401, content_type="text/plain")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HistoryCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS orchestrator_import_cron_runs();

@@ -1,0 +1,99 @@
+"""Admin "Workers" page: the live fleet view of ``manage.py fleet status``, with drain/resume.
+
+Seeing the page needs ``tasks.view_worker``; draining or resuming needs ``tasks.drain_worker``
+(checked on every POST; 403 otherwise). The buttons are CSRF-protected POST forms, as every admin
+view is. A drain from the web does not wait for running tasks (a request must not hang for
+minutes): the worker stops consuming at once and the page shows its tasks finishing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.views.decorators.http import require_POST
+
+from tasks.fleet import Fleet, FleetError, WaitTimeout
+from tasks.models import Worker
+
+DRAIN_PERMISSION = "tasks.drain_worker"
+
+
+def _fleet() -> Fleet:
+    from project.celery import app
+
+    return Fleet(app, timeout=1.0)
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("", wrap(self.changelist_view), name="tasks_worker_changelist"),
+            path("drain/", wrap(require_POST(self.drain_view)), name="tasks_worker_drain"),
+            path("resume/", wrap(require_POST(self.resume_view)), name="tasks_worker_resume"),
+        ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        status: dict[str, Any] = {"workers": [], "queues": [], "unacked": None}
+        error = None
+        try:
+            status = _fleet().status(heartbeat_wait=0)
+        except FleetError as failure:
+            error = str(failure)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Workers",
+            "opts": self.model._meta,
+            "status": status,
+            "error": error,
+            "can_drain": request.user.has_perm(DRAIN_PERMISSION),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/tasks/worker/change_list.html", context)
+
+    def _act(self, request: HttpRequest, action: str) -> HttpResponse:
+        if not request.user.has_perm(DRAIN_PERMISSION):
+            raise PermissionDenied
+        hostname = request.POST.get("worker", "")
+        fleet = _fleet()
+        try:
+            if action == "drain":
+                fleet.drain(hostname, timeout=0)
+                messages.success(request, f"{hostname} drained: it consumes nothing now.")
+            else:
+                result = fleet.resume(hostname)
+                queues = ", ".join(result["queues"])
+                messages.success(request, f"{hostname} consumes {queues} again.")
+        except WaitTimeout:
+            messages.info(
+                request,
+                f"{hostname} stopped consuming; its running tasks are finishing.",
+            )
+        except FleetError as failure:
+            messages.error(request, str(failure))
+        return HttpResponseRedirect(reverse("admin:tasks_worker_changelist"))
+
+    def drain_view(self, request: HttpRequest) -> HttpResponse:
+        return self._act(request, "drain")
+
+    def resume_view(self, request: HttpRequest) -> HttpResponse:
+        return self._act(request, "resume")

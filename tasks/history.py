@@ -1,0 +1,342 @@
+"""Run history of Celery-placed jobs, written from Celery's own signals.
+
+Every job run on Celery goes through ``tasks.runner.run_job`` (beat's schedules and every
+run-now), so one set of signal handlers records them all into ``orchestrator.models.JobRun``:
+
+- ``before_task_publish`` (in beat, the web process, or the worker re-publishing a retry):
+  a ``queued`` row for attempt ``retries + 1``; ``manual`` unless beat sent it (beat adds the
+  ``periodic_task_name`` header);
+- ``task_prerun`` (pool child): ``running``, with worker hostname and pid. If that attempt
+  already has a ``running`` row, the worker that ran it died and the broker redelivered the
+  message (``acks_late`` + ``reject_on_worker_lost``): the old row becomes ``lost`` and the
+  redelivery gets its own row (``delivery + 1``);
+- ``task_success``: ``succeeded`` or ``skipped`` (the runner's ``overlap: skip``), with output;
+- ``task_retry``: ``retried``, with the error; the retry's own message was queued just before;
+- ``task_failure``: ``failed`` with the error (hard time limits fire it from the parent
+  process), or ``lost`` for a ``WorkerLostError`` that Celery did not requeue;
+- ``task_revoked``: ``failed`` when terminated mid-run, ``skipped`` when revoked or expired
+  before it ran.
+
+``sweep_lost`` marks ``running`` rows whose worker can no longer be running them (older than
+the hard time limit) as ``lost``: a worker killed with no redelivery leaves nothing else behind.
+
+History must never break a run: every write is in its own savepoint, and a database error is
+logged, not raised. Handlers import Django models lazily, so importing this module (from
+``tasks.tasks`` and the tasks app's ``ready``) is safe before Django is set up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
+from celery.signals import (
+    before_task_publish,
+    task_failure,
+    task_prerun,
+    task_retry,
+    task_revoked,
+    task_success,
+)
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+logger = logging.getLogger(__name__)
+
+RUNNER_TASK = "tasks.runner.run_job"
+MESSAGE_LIMIT = 4000
+#: seconds past a run's hard time limit after which ``sweep_lost`` calls it lost
+SWEEP_GRACE = 300
+
+
+def _message(error: BaseException | str | None) -> str:
+    if error is None:
+        return ""
+    if isinstance(error, TimeLimitExceeded):
+        return f"hard time limit exceeded ({error.args[0] if error.args else '?'} s): killed"
+    if isinstance(error, SoftTimeLimitExceeded):
+        return "soft time limit exceeded"
+    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+    return text[:MESSAGE_LIMIT]
+
+
+def _job_name(kwargs: Mapping[str, Any] | None) -> str | None:
+    name = (kwargs or {}).get("name")
+    return str(name)[:63] if name else None
+
+
+def _guarded(action: str, task_id: str | None, write: Any) -> None:
+    """Run one history write in a savepoint; log (never raise) a database error."""
+    try:
+        with transaction.atomic():
+            write()
+    except DatabaseError:
+        logger.warning(
+            "run history not recorded", extra={"action": action, "task_id": task_id}, exc_info=True
+        )
+
+
+# --------------------------------------------------------------------------- publish
+
+
+def on_publish(
+    sender: str | None = None,
+    body: Any = None,
+    headers: Mapping[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    """A ``queued`` row for the attempt this message carries."""
+    if sender != RUNNER_TASK or not headers:
+        return
+    kwargs = body[1] if isinstance(body, list | tuple) and len(body) > 1 else {}
+    name = _job_name(kwargs if isinstance(kwargs, Mapping) else None)
+    task_id = headers.get("id")
+    if name is None or not task_id:
+        return
+    attempt = int(headers.get("retries") or 0) + 1
+    eta = headers.get("eta")
+    scheduled = parse_datetime(eta) if isinstance(eta, str) else None
+    manual = "periodic_task_name" not in headers
+
+    def write() -> None:
+        from orchestrator.models import JobRun, RunStatus
+
+        previous = (
+            JobRun.objects.filter(engine="celery", engine_run_id=task_id, attempt=attempt - 1)
+            .values_list("manual", flat=True)
+            .first()
+        )
+        JobRun.objects.bulk_create(
+            [
+                JobRun(
+                    job=name,
+                    engine="celery",
+                    engine_run_id=task_id,
+                    attempt=attempt,
+                    status=RunStatus.QUEUED,
+                    manual=manual if previous is None else previous,
+                    scheduled_for=scheduled or timezone.now(),
+                )
+            ],
+            ignore_conflicts=True,
+        )
+
+    _guarded("publish", task_id, write)
+
+
+# --------------------------------------------------------------------------- start
+
+
+def on_prerun(
+    task_id: str | None = None,
+    task: Any = None,
+    kwargs: Mapping[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    """``running`` for this attempt; a previous delivery still ``running`` was lost."""
+    if task is None or task.name != RUNNER_TASK or not task_id:
+        return
+    name = _job_name(kwargs)
+    if name is None:
+        return
+    request = task.request
+    attempt = int(request.retries or 0) + 1
+    worker = str(request.hostname or "")[:255]
+
+    def write() -> None:
+        _start(name, task_id, attempt, worker, os.getpid())
+
+    for _round in range(2):  # a concurrent first insert (the publisher's) wins once at most
+        try:
+            _guarded_start(write)
+            return
+        except IntegrityError:
+            continue
+
+
+def _guarded_start(write: Any) -> None:
+    try:
+        with transaction.atomic():
+            write()
+    except IntegrityError:
+        raise
+    except DatabaseError:
+        logger.warning("run history not recorded", extra={"action": "start"}, exc_info=True)
+
+
+def _start(name: str, task_id: str, attempt: int, worker: str, pid: int) -> None:
+    from orchestrator.models import JobRun, RunStatus
+
+    now = timezone.now()
+    latest = (
+        JobRun.objects.select_for_update()
+        .filter(engine="celery", engine_run_id=task_id, attempt=attempt)
+        .order_by("-delivery")
+        .first()
+    )
+    if latest is not None and latest.status == RunStatus.QUEUED:
+        latest.status = RunStatus.RUNNING
+        latest.started, latest.worker, latest.pid = now, worker, pid
+        latest.save(update_fields=["status", "started", "worker", "pid", "updated_at"])
+        return
+    delivery = 1
+    manual = False
+    scheduled = now
+    if latest is not None:
+        delivery = latest.delivery + 1
+        manual, scheduled = latest.manual, latest.scheduled_for or now
+        if latest.status == RunStatus.RUNNING:
+            latest.status = RunStatus.LOST
+            latest.finished = now
+            latest.duration = now - latest.started if latest.started else None
+            latest.message = (
+                f"the worker running it ({latest.worker or '?'} pid {latest.pid}) died; "
+                "the broker redelivered the message"
+            )
+            latest.save(update_fields=["status", "finished", "duration", "message", "updated_at"])
+            logger.warning(
+                "run lost with its worker; redelivered",
+                extra={"job": name, "task_id": task_id, "attempt": attempt},
+            )
+    JobRun.objects.create(
+        job=name,
+        engine="celery",
+        engine_run_id=task_id,
+        attempt=attempt,
+        delivery=delivery,
+        status=RunStatus.RUNNING,
+        manual=manual,
+        scheduled_for=scheduled,
+        started=now,
+        worker=worker,
+        pid=pid,
+    )
+
+
+# --------------------------------------------------------------------------- finish
+
+
+def _finish(task_id: str | None, status: str, message: str, *, only_running: bool = True) -> None:
+    """Close the latest open row of ``task_id`` (its current attempt and delivery)."""
+    if not task_id:
+        return
+
+    def write() -> None:
+        from orchestrator.models import JobRun, RunStatus
+
+        open_states = [RunStatus.RUNNING] if only_running else [RunStatus.RUNNING, RunStatus.QUEUED]
+        row = (
+            JobRun.objects.select_for_update()
+            .filter(engine="celery", engine_run_id=task_id, status__in=open_states)
+            .order_by("-attempt", "-delivery")
+            .first()
+        )
+        if row is None:
+            return
+        now = timezone.now()
+        row.status, row.finished, row.message = status, now, message
+        row.duration = now - row.started if row.started else None
+        row.save(update_fields=["status", "finished", "duration", "message", "updated_at"])
+
+    _guarded(status, task_id, write)
+
+
+def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
+    if sender is None or sender.name != RUNNER_TASK:
+        return
+    status = "succeeded"
+    output: Any = result
+    if isinstance(result, Mapping):
+        status = "skipped" if result.get("status") == "skipped" else "succeeded"
+        output = result.get("output", "")
+    text = "" if output in (None, "") else str(output)[:MESSAGE_LIMIT]
+    _finish(sender.request.id, status, text)
+
+
+def on_failure(
+    sender: Any = None, task_id: str | None = None, exception: BaseException | None = None, **_: Any
+) -> None:
+    if sender is None or sender.name != RUNNER_TASK:
+        return
+    if isinstance(exception, WorkerLostError):
+        _finish(task_id, "lost", f"the worker running it died: {exception}")
+        return
+    _finish(task_id, "failed", _message(exception))
+
+
+def on_retry(request: Any = None, reason: Any = None, **_: Any) -> None:
+    if request is None or getattr(request, "task", None) != RUNNER_TASK:
+        return
+    cause = getattr(reason, "exc", None) or reason
+    _finish(request.id, "retried", _message(cause))
+
+
+def on_revoked(
+    request: Any = None,
+    terminated: bool = False,
+    signum: Any = None,
+    expired: bool = False,
+    **_: Any,
+) -> None:
+    if request is None or getattr(request, "name", getattr(request, "task", None)) != RUNNER_TASK:
+        return
+    if terminated:
+        _finish(request.id, "failed", f"terminated by an operator (signal {signum})")
+    elif expired:
+        _finish(request.id, "skipped", "expired before it ran", only_running=False)
+    else:
+        _finish(request.id, "skipped", "revoked before it ran", only_running=False)
+
+
+# --------------------------------------------------------------------------- sweeper
+
+
+def sweep_lost(now: datetime | None = None, limit_seconds: int | None = None) -> int:
+    """Mark ``running`` Celery rows older than the hard time limit (+ grace) as ``lost``.
+
+    A run cannot outlive its hard time limit: past it, its worker was killed (or the machine
+    went away) and, without a redelivery, nothing else will ever close the row.
+    """
+    from django.conf import settings
+
+    from orchestrator.models import JobRun, RunStatus
+
+    now = now or timezone.now()
+    limit = limit_seconds or int(getattr(settings, "CELERY_TASK_TIME_LIMIT", 0) or 6 * 3600)
+    cutoff = now - timedelta(seconds=limit + SWEEP_GRACE)
+    count = JobRun.objects.filter(
+        engine="celery", status=RunStatus.RUNNING, started__lt=cutoff
+    ).update(
+        status=RunStatus.LOST,
+        finished=now,
+        message=f"still running past the hard time limit ({limit} s): its worker is gone",
+        updated_at=now,
+    )
+    if count:
+        logger.warning("runs marked lost", extra={"count": count})
+    return count
+
+
+@shared_task(name="tasks.history.sweep_lost_runs")
+def sweep_lost_runs() -> int:
+    """The sweeper as a task, for a manifest job (``task: tasks.history.sweep_lost_runs``)."""
+    return sweep_lost()
+
+
+def connect() -> None:
+    """Connect the handlers (idempotent: each has a ``dispatch_uid``)."""
+    before_task_publish.connect(on_publish, dispatch_uid="tasks.history.publish", weak=False)
+    task_prerun.connect(on_prerun, dispatch_uid="tasks.history.prerun", weak=False)
+    task_success.connect(on_success, dispatch_uid="tasks.history.success", weak=False)
+    task_failure.connect(on_failure, dispatch_uid="tasks.history.failure", weak=False)
+    task_retry.connect(on_retry, dispatch_uid="tasks.history.retry", weak=False)
+    task_revoked.connect(on_revoked, dispatch_uid="tasks.history.revoked", weak=False)
+
+
+connect()

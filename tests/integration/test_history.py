@@ -1,0 +1,261 @@
+"""Run history on the real engines: Celery runs recorded from signals on a real worker, pg_cron
+runs imported from ``cron.job_run_details``, missed runs and pg_cron's heartbeat."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+import tasks.history  # noqa: F401 - connects the publish signal in this (publishing) process
+from orchestrator import heartbeat, missed, reconcile
+from orchestrator.backends import backends
+from orchestrator.backends.base import run_payload
+from orchestrator.models import JobRun, ManagedJob
+from tasks.history import on_prerun
+from tests.conftest import ROOT, WorkerProcess, service_env
+from tests.integration.reconcile_helpers import clear_engines, placed_from
+
+
+class HistoryWorker(WorkerProcess):
+    """A real worker on a private queue that also loads ``tasks.history`` (``--include``), so
+    these tests do not depend on which worker of the session takes a message."""
+
+    def __init__(self, queue: str) -> None:
+        self.name = f"hist-{uuid.uuid4().hex[:8]}@%h"
+        profile = os.environ.get("ORCHESTRATOR_PROFILE", "test")
+        self.log = ROOT / ".data" / profile / f"worker-{self.name.split('@')[0]}.log"
+        argv = [
+            sys.executable, "-m", "celery", "-A", "project", "worker", "--loglevel=INFO",
+            f"--hostname={self.name}", f"--queues={queue}", "--concurrency=1",
+            "--without-gossip", "--without-mingle", "--include=tasks.history",
+        ]  # fmt: skip
+        self.handle = self.log.open("w")
+        self.process = subprocess.Popen(
+            argv, cwd=ROOT, env=service_env(), stdout=self.handle, stderr=subprocess.STDOUT
+        )
+
+
+@pytest.fixture(scope="module")
+def history_queue(celery_app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    queue = f"history-{uuid.uuid4().hex[:8]}"
+    worker = HistoryWorker(queue)
+    try:
+        worker.wait_ready(celery_app)
+        yield queue
+    finally:
+        worker.stop()
+
+
+def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_history__celery_failing_twice_then_succeeding_shows_three_attempts(
+    history_queue: str, celery_app
+) -> None:  # type: ignore[no-untyped-def]
+    """A Celery run with retries {max: 3, backoff: 0} whose body fails twice: history holds
+    attempts 1 and 2 as ``retried`` with the database's error, and attempt 3 ``succeeded``,
+    all under one task id, with worker, pid and durations."""
+    sequence = f"hist_{uuid.uuid4().hex[:8]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE SEQUENCE {sequence}")
+    try:
+        [placed] = placed_from(
+            f"""
+            version: 1
+            jobs:
+              flaky-history:
+                schedule: "@daily"
+                target: celery
+                retries: {{max: 3, backoff: 0}}
+                sql: SELECT 1 / (CASE WHEN nextval('{sequence}') < 3 THEN 0 ELSE 1 END)
+            """
+        )
+        task_id = backends()["celery"].run_now(run_payload(placed.spec), history_queue)
+        assert celery_app.AsyncResult(task_id).get(timeout=60)["status"] == "succeeded"
+        rows = wait_for(
+            lambda: (
+                list(JobRun.objects.filter(engine_run_id=task_id).order_by("attempt"))
+                if JobRun.objects.filter(engine_run_id=task_id, status="succeeded").exists()
+                else None
+            ),
+            20,
+            "the third attempt to be recorded",
+        )
+        assert [(row.attempt, row.status) for row in rows] == [
+            (1, "retried"),
+            (2, "retried"),
+            (3, "succeeded"),
+        ]
+        assert all("division by zero" in row.message for row in rows[:2])
+        assert all(row.job == "flaky-history" and row.engine == "celery" for row in rows)
+        assert all(row.manual and row.worker and row.pid for row in rows)
+        assert all(row.duration is not None and row.started <= row.finished for row in rows)
+    finally:
+        JobRun.objects.filter(job="flaky-history").delete()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SEQUENCE {sequence}")
+
+
+@pytest.mark.django_db
+def test_history__redelivered_attempt_marks_the_dead_delivery_lost() -> None:
+    """When a worker dies mid-task the broker redelivers the same task id and attempt: the
+    execution that was running becomes ``lost`` and the redelivery gets its own row."""
+    task = SimpleNamespace(
+        name="tasks.runner.run_job",
+        request=SimpleNamespace(retries=0, hostname="w1@host"),
+    )
+    task_id = str(uuid.uuid4())
+    on_prerun(task_id=task_id, task=task, kwargs={"name": "lost-job"})
+    task.request.hostname = "w2@host"
+    on_prerun(task_id=task_id, task=task, kwargs={"name": "lost-job"})
+    rows = list(JobRun.objects.filter(engine_run_id=task_id).order_by("delivery"))
+    assert [(row.delivery, row.status, row.worker) for row in rows] == [
+        (1, "lost", "w1@host"),
+        (2, "running", "w2@host"),
+    ]
+    assert "died" in rows[0].message
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_history__pg_cron_job_that_raises_is_imported_as_failed_with_its_error() -> None:
+    """A real pg_cron run (minute granularity: waits up to ~75 s) of a job whose SQL raises is
+    imported by ``orchestrator_import_cron_runs()`` as ``failed`` with PostgreSQL's error,
+    under the job's manifest name; a second import writes nothing (idempotent)."""
+    clear_engines()
+    try:
+        reconcile.apply(
+            placed_from(
+                """
+                version: 1
+                jobs:
+                  raises-history:
+                    schedule: "* * * * *"
+                    target: pg_cron
+                    sql: SELECT 1 / (extract(epoch FROM now()) * 0)::int
+                """
+            )
+        )
+        jobid = int(ManagedJob.objects.get(name="raises-history").engine_id)
+
+        def finished() -> bool:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM cron.job_run_details WHERE jobid = %s "
+                    "AND status IN ('failed', 'succeeded')",
+                    [jobid],
+                )
+                return bool(cursor.fetchone()[0])
+
+        wait_for(finished, 80, "pg_cron to run the job")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT orchestrator_import_cron_runs()")
+            assert cursor.fetchone()[0] >= 1
+            cursor.execute("SELECT orchestrator_import_cron_runs()")
+            assert cursor.fetchone()[0] == 0
+        run = JobRun.objects.filter(job="raises-history", engine="pg_cron").latest("started")
+        assert run.status == "failed"
+        assert "division by zero" in run.message
+        assert run.pid
+        assert run.finished
+        assert run.duration is not None
+        assert run.scheduled_for == run.started.replace(second=0, microsecond=0)
+    finally:
+        clear_engines()
+        JobRun.objects.filter(job="raises-history").delete()
+
+
+def _managed(name: str, engine: str, expr: str, applied_ago: timedelta) -> ManagedJob:
+    return ManagedJob.objects.create(
+        name=name,
+        engine=engine,
+        engine_id=f"{engine}-{name}",
+        spec_hash="x" * 64,
+        definition={
+            "name": name,
+            "trigger": {"kind": "cron", "expr": expr},
+            "body": {"kind": "sql", "sql": "SELECT 1"},
+            "enabled": True,
+            "timezone": "UTC",
+        },
+        applied_at=timezone.now() - applied_ago,
+    )
+
+
+@pytest.mark.django_db
+def test_history__job_whose_runs_are_deleted_shows_missed_with_when() -> None:
+    """Every-minute job applied 30 minutes ago with a run recorded at every expected instant
+    has nothing missed; deleting three runs flags exactly those three instants, in both the
+    exact (job page) and the counted (list, metrics) views. Run-nows do not fill a slot."""
+    job = _managed("missed-history", "celery", "* * * * *", timedelta(minutes=30))
+    now = timezone.now()
+    start, end = missed.window_of(job, now, missed.WINDOW)
+    instants = missed.expected_instants(missed.trigger_of(job.definition), "UTC", start, end)
+    assert 25 <= len(instants) <= 30
+    JobRun.objects.bulk_create(
+        [
+            JobRun(
+                job=job.name,
+                engine="celery",
+                engine_run_id=f"r{index}",
+                status="succeeded",
+                scheduled_for=instant + timedelta(seconds=1),
+                started=instant + timedelta(seconds=1),
+            )
+            for index, instant in enumerate(instants)
+        ]
+    )
+    assert missed.missed_instants(job, now).missed == 0
+    assert missed.missed_counts([job], now)[job.name].missed == 0
+
+    gone = [instants[3], instants[10], instants[-2]]
+    JobRun.objects.filter(
+        job=job.name, scheduled_for__in=[i + timedelta(seconds=1) for i in gone]
+    ).delete()
+    JobRun.objects.create(
+        job=job.name, engine="celery", engine_run_id="manual", status="succeeded",
+        manual=True, scheduled_for=gone[0] + timedelta(seconds=2),
+    )  # fmt: skip
+    found = missed.missed_instants(job, now)
+    assert found.missed == 3
+    assert list(found.instants) == sorted(gone, reverse=True)
+    assert found.last == gone[-1]
+    assert missed.missed_counts([job], now)[job.name].missed == 3
+
+    job.paused = True
+    assert missed.missed_instants(job, now).missed == 0  # a paused job owes nothing
+
+
+@pytest.mark.django_db
+def test_history__pg_cron_heartbeat_stalled_when_a_due_job_never_started() -> None:
+    """An active pg_cron job that was due minutes ago, with no start in pg_cron's run log
+    since, shows the scheduler as ``stalled`` (what a terminated launcher looks like); with
+    no managed pg_cron job it is ``idle``."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM cron.job_run_details")  # rolled back with the test
+    ManagedJob.objects.filter(engine="pg_cron").delete()
+    assert heartbeat.scheduler_state().state in ("idle", "stopped")
+    _managed("heartbeat-history", "pg_cron", "* * * * *", timedelta(minutes=10))
+    state = heartbeat.scheduler_state()
+    assert state.state in ("stalled", "stopped")
+    assert state.due_at is not None
+    assert state.due_at <= timezone.now() - heartbeat.LATE
+    assert not state.healthy
