@@ -40,7 +40,8 @@ def test_runner__failing_twice_then_succeeding_takes_three_attempts(
     sequence,  # type: ignore[no-untyped-def]
 ) -> None:
     """retries {max: 3, backoff: 0}: the body fails on attempts 1 and 2 (a division by zero
-    until the sequence reaches 3; not a constant 1/0, which the planner folds up front) and succeeds on the third; the result says succeeded."""
+    until the sequence reaches 3; not a constant 1/0, which the planner folds up front) and
+    succeeds on the third; the result says succeeded."""
     result = run(
         f"""
         version: 1
