@@ -32,14 +32,15 @@ def test_ensure_packages__non_root_missing_package_gives_the_exact_command(
     services: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """As non-root, a missing Debian package stops set-up with the apt-get line to run."""
-    monkeypatch.setattr(services, "is_root", lambda: False)
+    layout = sys.modules["services_layout"]
+    monkeypatch.setattr(layout, "is_root", lambda: False)
     monkeypatch.setattr(
-        services,
+        layout,
         "PACKAGES",
         {"postgresql-15-cron": tmp_path / "absent.so", "redis-server": Path(sys.executable)},
     )
     with pytest.raises(services.SetupError) as caught:
-        services.ensure_packages()
+        layout.ensure_packages()
     message = str(caught.value)
     assert "missing Debian packages: postgresql-15-cron" in message
     assert "sudo apt-get update && sudo apt-get install -y postgresql-15-cron" in message
@@ -57,7 +58,7 @@ def test_start_redis__port_taken_names_the_port_and_the_way_out(
         profile = services.Profile("test")
         profile.home = tmp_path
         with pytest.raises(services.SetupError) as caught:
-            services.start_redis(profile)
+            sys.modules["services_redis"].start_redis(profile)
     message = str(caught.value)
     assert f"port {port} on 127.0.0.1 is taken by another program" in message
     assert "ORCHESTRATOR_REDIS_PORT=<free port>" in message
@@ -81,7 +82,7 @@ def test_postgres_conf__preloads_pg_cron_for_the_app_database(services: ModuleTy
     """The cluster preloads pg_cron, points it at the application database, runs jobs in
     background workers and listens on its private socket only."""
     profile = services.Profile("dev")
-    conf = services.postgres_conf(profile)
+    conf = sys.modules["services_postgres"].postgres_conf(profile)
     assert "shared_preload_libraries = 'pg_cron'" in conf
     assert "cron.database_name = 'orchestrator'" in conf
     assert "cron.use_background_workers = on" in conf
