@@ -61,7 +61,7 @@ def _record_end(alias: str, backup_id: int, **fields: object) -> None:
     columns = ", ".join(f"{name} = %s" for name in fields)  # names are ours, values parameters
     with connections[alias].cursor() as cursor:
         cursor.execute(
-            f"UPDATE platform.backup_metadata SET {columns}, finished_at = now() "  # noqa: S608
+            f"UPDATE platform.backup_metadata SET {columns}, finished_at = now() "  # noqa: S608 - column names are ours
             "WHERE id = %s",
             [*fields.values(), backup_id],
         )

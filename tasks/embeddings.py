@@ -39,7 +39,7 @@ TABLES = {
 def _claim(table: Table, model: str, dim: int, limit: int) -> list[tuple[int, str, str]]:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, {table.text_column}, content_hash FROM {table.name} "  # noqa: S608
+            f"SELECT id, {table.text_column}, content_hash FROM {table.name} "  # noqa: S608 - fixed TABLES
             "WHERE embedding IS NULL OR embedding_model IS DISTINCT FROM %s "
             "   OR embedding_dim IS DISTINCT FROM %s "
             "   OR embedded_hash IS DISTINCT FROM content_hash "
@@ -61,7 +61,7 @@ def _write(table: Table, model: str, dim: int, rows: list[tuple[int, str, list[f
             for row in rows:
                 copy.write_row(row)
         cursor.execute(
-            f"UPDATE {table.name} t SET embedding = b.embedding, "  # noqa: S608
+            f"UPDATE {table.name} t SET embedding = b.embedding, "  # noqa: S608 - fixed TABLES
             "embedding_model = %s, embedding_dim = %s, embedded_hash = b.content_hash, "
             "embedded_at = now() FROM embedding_batch b WHERE t.id = b.id",
             [model, dim],
