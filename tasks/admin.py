@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
+from project.admin_base import ReadOnlyAdmin
 from tasks.fleet import Fleet, FleetError, WaitTimeout
 from tasks.models import Worker
 
@@ -30,16 +31,7 @@ def _fleet() -> Fleet:
 
 
 @admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
+class WorkerAdmin(ReadOnlyAdmin):
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [

@@ -40,6 +40,7 @@ from orchestrator.admin.display import (
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import JobRun, ManagedJob
 from orchestrator.schedules import next_runs
+from project.admin_base import ReadOnlyAdmin
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class TagFilter(admin.SimpleListFilter):
         return queryset.filter(definition__tags__contains=[value]) if value else queryset
 
 
-class ManagedJobAdmin(admin.ModelAdmin):
+class ManagedJobAdmin(ReadOnlyAdmin):
     list_display = (
         "name",
         "engine_col",
@@ -122,16 +123,6 @@ class ManagedJobAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ("pause_selected", "resume_selected", "run_selected")
     change_list_template = "admin/orchestrator/managedjob/change_list.html"
-
-    # ------------------------------------------------------------------ read-only by design
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_pause_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orchestrator.pause_job")

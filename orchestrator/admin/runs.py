@@ -17,6 +17,7 @@ from django.utils.functional import cached_property
 
 from orchestrator.admin.display import duration_text, engine_badge, status_badge
 from orchestrator.models import JobRun
+from project.admin_base import ReadOnlyAdmin
 
 #: the changelist counts matching runs up to this many, and says "more than" past it
 COUNT_CAP = 10_000
@@ -56,7 +57,7 @@ class JobNameFilter(admin.SimpleListFilter):
         return queryset.filter(job=value.strip()) if value else queryset
 
 
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(ReadOnlyAdmin):
     list_display = (
         "job",
         "engine_col",
@@ -76,15 +77,6 @@ class JobRunAdmin(admin.ModelAdmin):
     show_full_result_count = False
     list_display_links = None
     ordering = ("-started", "-id")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).defer("updated_at")

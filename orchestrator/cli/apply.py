@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from orchestrator import desired, reconcile
 from orchestrator.cli import context
 from orchestrator.cli.plan import write_plan
-from orchestrator.errors import ManifestInvalid, OrchestratorError
+from orchestrator.errors import OrchestratorError
 
 NAME = "apply"
 HELP = "make pg_cron and Celery beat match the manifest (deletes only with --prune)"
@@ -32,11 +32,7 @@ def add_arguments(parser: CommandParser) -> None:
 
 
 def handle(command: BaseCommand, options: dict[str, Any]) -> int:
-    path = context.manifest_path(options)
-    try:
-        placed = desired.place(desired.load(path))
-    except ManifestInvalid as invalid:
-        return context.report_invalid(command, invalid, path)
+    placed = desired.place(desired.load(context.manifest_path(options)))
     preview = reconcile.plan(placed)
     if not preview.pending(prune=options["prune"]):
         write_plan(command, preview)

@@ -12,7 +12,6 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from orchestrator import desired, reconcile
 from orchestrator.cli import context
-from orchestrator.errors import ManifestInvalid
 from orchestrator.plan import Change, Plan
 
 NAME = "plan"
@@ -30,11 +29,7 @@ def add_arguments(parser: CommandParser) -> None:
 
 
 def handle(command: BaseCommand, options: dict[str, Any]) -> int:
-    path = context.manifest_path(options)
-    try:
-        placed = desired.place(desired.load(path))
-    except ManifestInvalid as invalid:
-        return context.report_invalid(command, invalid, path)
+    placed = desired.place(desired.load(context.manifest_path(options)))
     current = reconcile.plan(placed)
     if options["format"] == "json":
         command.stdout.write(json.dumps(current.as_json(), indent=2, default=str))

@@ -12,8 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from orchestrator.cli import SUBCOMMANDS
-from orchestrator.errors import OrchestratorError
+from orchestrator.cli import SUBCOMMANDS, context
+from orchestrator.errors import ManifestInvalid, OrchestratorError
 
 
 class Command(BaseCommand):
@@ -31,6 +31,8 @@ class Command(BaseCommand):
         module = {m.NAME: m for m in SUBCOMMANDS}[options["subcommand"]]
         try:
             status = module.handle(self, options)
+        except ManifestInvalid as invalid:  # one located line per error, then the count
+            status = context.report_invalid(self, invalid, invalid.path or "")
         except OrchestratorError as error:  # every error a user can provoke, never a traceback
             self.stderr.write(str(error))
             status = 1
