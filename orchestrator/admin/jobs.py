@@ -172,7 +172,9 @@ class ManagedJobAdmin(ReadOnlyAdmin):
     @admin.display(description="schedule")
     def schedule_col(self, obj: ManagedJob) -> Any:
         text, words = schedule_words(obj.definition)
-        return format_html("<code style="white-space:nowrap">{}</code><br><small>{}</small>", text, words)
+        return format_html(
+            "<code style='white-space:nowrap'>{}</code><br><small>{}</small>", text, words
+        )
 
     @admin.display(description="time zone")
     def timezone_col(self, obj: ManagedJob) -> str:
