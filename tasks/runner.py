@@ -46,6 +46,11 @@ def run_job(
 ) -> dict[str, Any]:
     """Run one job's body once; retry it as its manifest says."""
     extra = {"job": name, "attempt": self.request.retries + 1, "task_id": self.request.id}
+    scheduled = "periodic_task_name" in (self.request.headers or {})
+    if max_runs and scheduled and runs_so_far(name, self.request.id) >= max_runs:
+        retire(name)
+        logger.info("run skipped: max_runs reached; schedule disabled", extra=extra)
+        return {"job": name, "status": "skipped", "output": f"max_runs {max_runs} reached"}
     with overlap_guard(name, overlap == "skip", database) as acquired:
         if not acquired:
             logger.info("run skipped: the previous run is still going", extra=extra)
@@ -128,6 +133,23 @@ def run_command(argv: list[str], database: str, timeout: int | None) -> str:
     if done.returncode != 0:
         raise JobFailed(f"{argv[0]} exited with {done.returncode}: {output.strip()}")
     return output
+
+
+def runs_so_far(name: str, current: str | None) -> int:
+    """How many scheduled runs of the job have started before this one (run history)."""
+    from orchestrator.models import JobRun
+
+    earlier = JobRun.objects.filter(job=name, manual=False).exclude(engine_run_id=current or "")
+    return earlier.values("engine_run_id").distinct().count()
+
+
+def retire(name: str) -> None:
+    """Disable the job's periodic task: it has run ``max_runs`` times. Plans and the admin
+    then show it as paused by an operator, never as drift."""
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+    if PeriodicTask.objects.filter(name=name, enabled=True).update(enabled=False):
+        PeriodicTasks.update_changed()
 
 
 @contextmanager

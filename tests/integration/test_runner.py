@@ -184,6 +184,53 @@ def test_beat__picks_up_an_applied_job_without_a_restart(
         clear_engines()
 
 
+def test_beat__max_runs_stops_a_job_after_that_many_runs(
+    celery_worker,
+    celery_app,
+    sequence,  # type: ignore[no-untyped-def]
+) -> None:
+    """max_runs: 2 on an every-2s job: two scheduled runs do the work, the third is skipped and
+    retires the periodic task (disabled), so the sequence stops at 2."""
+    import subprocess
+    import sys
+
+    from django_celery_beat.models import PeriodicTask
+
+    from tests.conftest import ROOT, service_env
+
+    clear_engines()
+    reconcile.apply(
+        placed_from(
+            f"""
+            version: 1
+            jobs:
+              twice:
+                schedule: every 2s
+                max_runs: 2
+                sql: SELECT nextval('{sequence}')
+            """
+        )
+    )
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "project", "beat", "--loglevel=INFO",
+         "--pidfile=", "-S", "django_celery_beat.schedulers:DatabaseScheduler"],
+        cwd=ROOT, env=service_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and PeriodicTask.objects.get(name="twice").enabled:
+            time.sleep(0.5)
+        assert not PeriodicTask.objects.get(name="twice").enabled
+        time.sleep(5)  # nothing runs after retirement
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT last_value FROM {sequence}")
+            assert cursor.fetchone()[0] == 2
+    finally:
+        beat.terminate()
+        beat.wait(timeout=20)
+        clear_engines()
+
+
 def test_result_wait_is_bounded(celery_app) -> None:  # type: ignore[no-untyped-def]
     """Guard for the tests above: waiting on an unknown task id times out, it never hangs."""
     with pytest.raises(CeleryTimeout):
