@@ -7,7 +7,8 @@ result) and after (so the next test starts clean).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import psycopg
 import pytest
@@ -69,3 +70,15 @@ def empty_platform(db: None) -> None:
     """Rolled-back tests: empty the platform tables inside the test's own transaction."""
     with connection.cursor() as cursor:
         cursor.execute(TRUNCATE)
+
+
+def fetch(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """All rows of a query on the test's connection (none for a statement without rows)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+def scalar(sql: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the first row."""
+    return fetch(sql, params)[0][0]
