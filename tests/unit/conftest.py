@@ -80,3 +80,26 @@ def one_job(fields: str, name: str = "job") -> JobSpec:
 @pytest.fixture
 def make_job() -> Callable[..., JobSpec]:
     return one_job
+
+
+#: The manifest example of DESIGN.md, loaded by several test modules.
+DESIGN_EXAMPLE = """\
+version: 1
+defaults:            # every field below may be set here
+  timezone: UTC
+  queue: default
+jobs:
+  vacuum-analyze:
+    schedule: "0 23 * * *"
+    sql: VACUUM ANALYZE
+    description: Optimize the query planner
+  hourly-backup:
+    schedule: "@hourly"
+    task: tasks.backup.backup_database
+    kwargs: {kind: hourly}
+    retries: {max: 3, backoff: 60}
+    timeout: 15m
+  knowledge-migration:
+    on: startup
+    task: tasks.knowledge.migrate
+"""
