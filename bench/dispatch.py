@@ -44,8 +44,8 @@ from django.utils import timezone  # noqa: E402
 from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks  # noqa: E402
 from django_celery_beat.schedulers import DatabaseScheduler  # noqa: E402
 
+from orchestrator.engines.celery.beat import LeaderDatabaseScheduler, lock_key  # noqa: E402
 from project.celery import app  # noqa: E402
-from tasks.beat import LeaderDatabaseScheduler, lock_key  # noqa: E402
 from tests.faults.jobs import LEDGER_SQL  # noqa: E402
 from tests.faults.processes import Beat, Worker  # noqa: E402
 
@@ -147,7 +147,7 @@ def create_tasks(count: int) -> None:
         [
             PeriodicTask(
                 name=f"{PREFIX}{index:05d}",
-                task="tasks.health.ping",
+                task="orchestrator.ping",
                 interval=hourly,
                 kwargs=json.dumps({"token": str(index)}),
                 last_run_at=now - timedelta(seconds=index % 3000),

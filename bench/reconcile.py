@@ -39,7 +39,7 @@ from django.utils import timezone  # noqa: E402
 from django_celery_beat.models import CrontabSchedule, PeriodicTask  # noqa: E402
 
 from orchestrator import desired, reconcile  # noqa: E402
-from orchestrator.backends.base import run_payload  # noqa: E402
+from orchestrator.engines.base import run_payload  # noqa: E402
 from orchestrator.models import ManagedJob  # noqa: E402
 from orchestrator.specs import spec_hash, to_dict  # noqa: E402
 
@@ -52,7 +52,7 @@ def manifest(count: int, marker: str = "") -> str:
         if index % 2:
             lines.append(f"    sql: SELECT {index}{marker}")
         else:
-            lines += ["    task: tasks.health.ping", f"    kwargs: {{token: t{index}}}"]
+            lines += ["    task: orchestrator.ping", f"    kwargs: {{token: t{index}}}"]
     return "\n".join(lines) + "\n"
 
 
@@ -92,7 +92,7 @@ def naive_apply(placed: list) -> None:  # type: ignore[type-arg]
                 )  # fmt: skip
                 task = PeriodicTask.objects.create(
                     name=job.spec.name,
-                    task="tasks.runner.run_job",
+                    task="orchestrator.run_job",
                     crontab=crontab,
                     kwargs=json.dumps(run_payload(job.spec)),
                 )

@@ -12,7 +12,7 @@ class OrchestratorConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import worker_ready
 
-        from orchestrator.startup import on_worker_ready
+        from orchestrator.engines.celery.startup_hook import on_worker_ready
 
-        # ``on: startup`` jobs run when a worker is ready (see orchestrator.startup).
-        worker_ready.connect(on_worker_ready, dispatch_uid="orchestrator.startup")
+        # ``on: startup`` jobs run when a worker is ready (``engines.celery.startup_hook``).
+        worker_ready.connect(on_worker_ready, dispatch_uid="orchestrator.startup_hook")

@@ -12,9 +12,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connections
 
-from orchestrator.backends import backends
 from orchestrator.capabilities import Capabilities, read_capabilities
 from orchestrator.classifier import classify_all
+from orchestrator.engines import backends
 from orchestrator.errors import ManifestInvalid, OrchestratorError
 from orchestrator.manifest import Manifest, load_manifest, load_manifest_text
 from orchestrator.plan import Placed

@@ -2,7 +2,8 @@
 
 Everything is read at scrape time from PostgreSQL (the history is the source of truth; no
 process-local counters that each gunicorn worker would hold a different share of), plus queue
-depths from Redis (``tasks.fleet``: ``LLEN`` of each queue over kombu's priority lists).
+depths from Redis (``orchestrator.engines.celery.fleet``: ``LLEN`` of each queue over kombu's
+priority lists).
 
 - ``orchestrator_job_runs_total{job,engine,status}``: runs recorded;
 - ``orchestrator_job_run_duration_seconds{job,engine}``: a summary (``_sum``/``_count``) of
@@ -34,7 +35,8 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 
-from orchestrator import heartbeat, missed
+from orchestrator import missed
+from orchestrator.engines.pg_cron import heartbeat
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import ManagedJob
 
@@ -122,8 +124,8 @@ class HistoryCollector:
         depth = GaugeMetricFamily(
             "orchestrator_queue_depth", "Messages waiting in each Celery queue", labels=["queue"]
         )
+        from orchestrator.engines.celery.fleet import Fleet
         from project.celery import app  # the application wing's Celery app
-        from tasks.fleet import Fleet
 
         names = {str(app.conf.task_default_queue)}
         for queue in ManagedJob.objects.values_list("definition__queue", flat=True).distinct():

@@ -14,8 +14,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from orchestrator.backends import backends
-from orchestrator.backends.base import payload_from_definition
+from orchestrator.engines import backends
+from orchestrator.engines.base import payload_from_definition
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import ManagedJob
 from orchestrator.schedules import format_every, next_runs, parse_at, parse_schedule

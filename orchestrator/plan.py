@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from orchestrator.backends.base import Backend, Desired, LiveJob
+from orchestrator.engines.base import Backend, Desired, LiveJob
 from orchestrator.errors import OrchestratorError
 from orchestrator.schedules import EngineSchedule
 from orchestrator.specs import JobSpec, spec_hash, to_dict

@@ -18,8 +18,8 @@ from django.db import connection, transaction
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from orchestrator.backends import backends as configured_backends
-from orchestrator.backends.base import Backend, Desired, LiveJob
+from orchestrator.engines import backends as configured_backends
+from orchestrator.engines.base import Backend, Desired, LiveJob
 from orchestrator.models import ManagedJob
 from orchestrator.plan import Applied, Change, Placed, Plan, make_plan
 from orchestrator.specs import spec_hash, to_dict

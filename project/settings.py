@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "orchestrator",
     "sql_jobs",
+    "orchestrator.engines.celery",
     "tasks",
 ]
 
@@ -139,7 +140,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Any number of beats may run; only the holder of a PostgreSQL advisory lock dispatches, and it
 # writes last_run_at before sending, so a restart or takeover never fires a slot twice
 # (tasks/beat.py).
-CELERY_BEAT_SCHEDULER = "tasks.beat:LeaderDatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "orchestrator.engines.celery.beat:LeaderDatabaseScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # Delivery: at-least-once, on purpose. Every job the orchestrator runs is idempotent by contract
@@ -156,8 +157,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Redis redelivers a message that stayed unacknowledged longer than the visibility timeout, so
 # every job's countdown + run time must fit inside it or it runs twice. The manifest validator
-# rejects jobs that do not fit (tasks.delivery.check_fits); the hard time limit below is the
-# ceiling for tasks no manifest bounds.
+# rejects jobs that do not fit (orchestrator.engines.celery.delivery.check_fits); the hard time
+# limit below is the ceiling for tasks no manifest bounds.
 ORCHESTRATOR_VISIBILITY_TIMEOUT = int(env.get("ORCHESTRATOR_VISIBILITY_TIMEOUT", str(6 * 3600)))
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": ORCHESTRATOR_VISIBILITY_TIMEOUT}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": ORCHESTRATOR_VISIBILITY_TIMEOUT}

@@ -4,7 +4,8 @@ Each backup is a custom-format dump written next to its final name and renamed o
 ``pg_restore --list`` has read it back, so a file under the final name is always a readable dump.
 Every attempt is a row of ``platform.backup_metadata`` (running, then succeeded or failed, later
 expired), committed at once so the record survives a failed attempt. The password reaches
-pg_dump only through ``tasks.libpq`` (a 0600 password file in a private directory).
+pg_dump only through ``orchestrator.engines.celery.libpq`` (a 0600 password file in a private
+directory).
 
 pg_dump runs with ``--enable-row-security``: pg_cron's tables carry row-level security, and a
 role that cannot bypass it (a managed service's application role) would otherwise have pg_dump
@@ -24,9 +25,9 @@ from pathlib import Path
 from celery import shared_task
 from django.db import connections
 
+from orchestrator.engines.celery.libpq import Target
 from orchestrator.errors import OrchestratorError
 from tasks import conf, libpq
-from tasks.libpq import Target
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Import every task module, so Celery's autodiscovery (which looks for ``<app>.tasks``) registers
-the tasks of this wing under their module names (``tasks.backup.backup_database``, ...)."""
+the application's tasks under their module names (``tasks.backup.backup_database``, ...)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ from tasks import (
     demo,
     embeddings,
     graph,
-    health,
-    history,
     registry_sync,
-    runner,
     startup,
     templates,
 )
@@ -25,10 +22,7 @@ __all__ = (
     "demo",
     "embeddings",
     "graph",
-    "health",
-    "history",
     "registry_sync",
-    "runner",
     "startup",
     "templates",
 )

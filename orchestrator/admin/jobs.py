@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from orchestrator import heartbeat, missed, operations
+from orchestrator import missed, operations
 from orchestrator.admin import plan_views
 from orchestrator.admin.display import (
     duration_text,
@@ -37,6 +37,7 @@ from orchestrator.admin.display import (
     schedule_words,
     status_badge,
 )
+from orchestrator.engines.pg_cron import heartbeat
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import JobRun, ManagedJob
 from orchestrator.schedules import next_runs

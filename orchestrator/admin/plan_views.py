@@ -19,8 +19,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from orchestrator import desired, reconcile
-from orchestrator.backends import backends
 from orchestrator.cli.plan import SYMBOLS
+from orchestrator.engines import backends
 from orchestrator.errors import ManifestInvalid, OrchestratorError
 from orchestrator.models import ManagedJob
 

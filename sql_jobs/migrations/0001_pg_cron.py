@@ -6,7 +6,7 @@ from django.db import migrations
 
 
 def ensure_pg_cron(apps, schema_editor) -> None:
-    from sql_jobs.preflight import ensure_pg_cron as ensure
+    from orchestrator.engines.pg_cron.preflight import ensure_pg_cron as ensure
 
     ensure(schema_editor.connection)
 

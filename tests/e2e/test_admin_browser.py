@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import tasks.history  # noqa: F401 - the live server (this process) records run-nows as queued
+import orchestrator.engines.celery.history  # noqa: F401 - the live server (this process) records run-nows as queued
 from orchestrator import reconcile
 from orchestrator.models import JobRun, ManagedJob
 from tests.integration.reconcile_helpers import clear_engines, placed_from

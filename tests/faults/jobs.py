@@ -12,7 +12,7 @@ import time
 from celery import shared_task
 from django.db import connection
 
-from tasks.beat import scheduled_at
+from orchestrator.engines.celery.beat import scheduled_at
 
 LEDGER_SQL = """
 CREATE TABLE IF NOT EXISTS fault_effects (

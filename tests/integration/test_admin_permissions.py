@@ -26,7 +26,7 @@ from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
-import tasks.history  # noqa: F401 - records run-nows as queued in this (web) process
+import orchestrator.engines.celery.history  # noqa: F401 - records run-nows as queued in this (web) process
 from orchestrator import reconcile
 from orchestrator.models import JobRun, ManagedJob
 from tests.conftest import ROOT

@@ -26,7 +26,7 @@ def manifest_text(count: int) -> str:
     lines = ["version: 1", "jobs:"]
     for index in range(count):
         lines += [f"  job-{index:05d}:", '    schedule: "*/5 * * * *"']
-        lines.append("    sql: SELECT 1" if index % 2 else "    task: tasks.health.ping")
+        lines.append("    sql: SELECT 1" if index % 2 else "    task: orchestrator.ping")
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from tasks.beat import SLOT_HEADER, LeaderDatabaseScheduler, lock_key
+from orchestrator.engines.celery.beat import SLOT_HEADER, LeaderDatabaseScheduler, lock_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -55,7 +55,7 @@ def every_10s() -> PeriodicTask:
     interval, _ = IntervalSchedule.objects.get_or_create(every=10, period=IntervalSchedule.SECONDS)
     return PeriodicTask.objects.create(
         name="beat-leader-test",
-        task="tasks.health.ping",
+        task="orchestrator.ping",
         interval=interval,
         kwargs=json.dumps({"token": "t"}),
         last_run_at=timezone.now() - timedelta(seconds=15),

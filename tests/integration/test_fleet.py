@@ -23,6 +23,9 @@ from tests.faults.processes import Worker
 
 pytestmark = pytest.mark.timeout(120)
 
+DRAIN_URL = "/admin/celery_engine/worker/drain/"
+RESUME_URL = "/admin/celery_engine/worker/resume/"
+
 
 @pytest.fixture(scope="module")
 def worker(celery_app: Any) -> Iterator[Worker]:
@@ -169,7 +172,7 @@ def _staff(username: str, *codenames: str) -> Any:
 
     user = User.objects.create_user(username, password="pw-for-tests", is_staff=True)
     user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="tasks", codename__in=codenames)
+        Permission.objects.filter(content_type__app_label="celery_engine", codename__in=codenames)
     )
     return user
 
@@ -182,34 +185,36 @@ def test_admin_workers_page_and_its_guarded_drain(worker: Worker) -> None:
 
     viewer = Client(enforce_csrf_checks=True)
     viewer.force_login(_staff("viewer", "view_worker"))
-    page = viewer.get("/admin/tasks/worker/")
+    page = viewer.get("/admin/celery_engine/worker/")
     assert page.status_code == 200
     assert worker.hostname in page.content.decode()
     assert 'value="Drain"' not in page.content.decode()
     token = viewer.cookies["csrftoken"].value if "csrftoken" in viewer.cookies else ""
     refused = viewer.post(
-        "/admin/tasks/worker/drain/",
+        "/admin/celery_engine/worker/drain/",
         {"worker": worker.hostname, "csrfmiddlewaretoken": token},
     )
     assert refused.status_code == 403
 
     operator = Client(enforce_csrf_checks=True)
     operator.force_login(_staff("operator", "view_worker", "drain_worker"))
-    assert operator.post("/admin/tasks/worker/drain/", {"worker": worker.hostname}).status_code == (
+    assert operator.post(DRAIN_URL, {"worker": worker.hostname}).status_code == (
         403
     )  # no CSRF token
-    page = operator.get("/admin/tasks/worker/").content.decode()
+    page = operator.get("/admin/celery_engine/worker/").content.decode()
     assert 'value="Drain"' in page
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     done = operator.post(
-        "/admin/tasks/worker/drain/", {"worker": worker.hostname, "csrfmiddlewaretoken": token}
+        "/admin/celery_engine/worker/drain/",
+        {"worker": worker.hostname, "csrfmiddlewaretoken": token},
     )
     assert done.status_code == 302
     assert my_view(fleet("status", "--heartbeat-wait", "0")[0], worker)["queues"] == []
-    page = operator.get("/admin/tasks/worker/").content.decode()
+    page = operator.get("/admin/celery_engine/worker/").content.decode()
     assert 'value="Resume"' in page
     done = operator.post(
-        "/admin/tasks/worker/resume/", {"worker": worker.hostname, "csrfmiddlewaretoken": token}
+        "/admin/celery_engine/worker/resume/",
+        {"worker": worker.hostname, "csrfmiddlewaretoken": token},
     )
     assert done.status_code == 302
     assert my_view(fleet("status", "--heartbeat-wait", "0")[0], worker)["queues"] == [

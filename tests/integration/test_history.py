@@ -16,19 +16,20 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-import tasks.history  # noqa: F401 - connects the publish signal in this (publishing) process
-from orchestrator import heartbeat, missed, reconcile
-from orchestrator.backends import backends
-from orchestrator.backends.base import run_payload
+import orchestrator.engines.celery.history  # noqa: F401 - connects the publish signal in this (publishing) process
+from orchestrator import missed, reconcile
+from orchestrator.engines import backends
+from orchestrator.engines.base import run_payload
+from orchestrator.engines.celery.history import on_prerun
+from orchestrator.engines.pg_cron import heartbeat
 from orchestrator.models import JobRun, ManagedJob
-from tasks.history import on_prerun
 from tests.conftest import ROOT, WorkerProcess, service_env
 from tests.integration.reconcile_helpers import clear_engines, placed_from
 
 
 class HistoryWorker(WorkerProcess):
-    """A real worker on a private queue that also loads ``tasks.history`` (``--include``), so
-    these tests do not depend on which worker of the session takes a message."""
+    """A real worker on a private queue that also loads ``orchestrator.engines.celery.history``
+    (``--include``), so these tests do not depend on which worker of the session takes a message."""
 
     def __init__(self, queue: str) -> None:
         self.name = f"hist-{uuid.uuid4().hex[:8]}@%h"
@@ -37,7 +38,7 @@ class HistoryWorker(WorkerProcess):
         argv = [
             sys.executable, "-m", "celery", "-A", "project", "worker", "--loglevel=INFO",
             f"--hostname={self.name}", f"--queues={queue}", "--concurrency=1",
-            "--without-gossip", "--without-mingle", "--include=tasks.history",
+            "--without-gossip", "--without-mingle", "--include=orchestrator.engines.celery.history",
         ]  # fmt: skip
         self.handle = self.log.open("w")
         self.process = subprocess.Popen(
@@ -119,7 +120,7 @@ def test_history__redelivered_attempt_marks_the_dead_delivery_lost() -> None:
     """When a worker dies mid-task the broker redelivers the same task id and attempt: the
     execution that was running becomes ``lost`` and the redelivery gets its own row."""
     task = SimpleNamespace(
-        name="tasks.runner.run_job",
+        name="orchestrator.run_job",
         request=SimpleNamespace(retries=0, hostname="w1@host"),
     )
     task_id = str(uuid.uuid4())

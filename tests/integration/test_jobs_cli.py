@@ -30,7 +30,7 @@ jobs:
     sql: DELETE FROM django_session WHERE expire_date < now()
   ping:
     schedule: every 7m
-    task: tasks.health.ping
+    task: orchestrator.ping
   dump:
     on: startup
     command: pg_dump --format=custom --file=/tmp/orchestrator-test.dump
@@ -74,7 +74,7 @@ def test_validate__every_error_located(tmp_path: Path) -> None:
           good: {schedule: '@daily', sql: SELECT 1}
           bad:
             schedule: '0 0 * *'
-            task: tasks.health.pong
+            task: orchestrator.pong
             timout: 5m
         """,
     )
@@ -83,8 +83,8 @@ def test_validate__every_error_located(tmp_path: Path) -> None:
     assert stderr.splitlines() == [
         f"{path}:5: job 'bad': schedule: expected 5 fields (minute hour day-of-month month "
         "day-of-week), got 4",
-        f"{path}:6: job 'bad': task: no task 'tasks.health.pong' is registered in the Celery app "
-        "(did you mean 'tasks.health.ping'?)",
+        f"{path}:6: job 'bad': task: no task 'orchestrator.pong' is registered in the Celery app "
+        "(did you mean 'orchestrator.ping'?)",
         f"{path}:7: job 'bad': timout: unknown field (did you mean 'timeout'?)",
         f"{path}: 3 errors",
     ]

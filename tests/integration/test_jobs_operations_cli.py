@@ -22,7 +22,7 @@ jobs:
     sql: VACUUM ANALYZE
   hourly-ping:
     schedule: "@hourly"
-    task: tasks.health.ping
+    task: orchestrator.ping
 """
 
 
@@ -121,11 +121,11 @@ def test_validate__timeout_longer_than_the_visibility_timeout_is_refused(tmp_pat
             jobs:
               too-long:
                 schedule: "@daily"
-                task: tasks.health.ping
+                task: orchestrator.ping
                 timeout: 6h
               backs-off-too-far:
                 schedule: "@daily"
-                task: tasks.health.ping
+                task: orchestrator.ping
                 retries: {max: 20, backoff: 60}
             """,
         )

@@ -23,7 +23,7 @@ jobs:
     sql: DELETE FROM django_session WHERE expire_date < now()
   ping-hourly:
     schedule: "@hourly"
-    task: tasks.health.ping
+    task: orchestrator.ping
     kwargs: {token: hourly}
   berlin-report:
     schedule: "0 7 * * 1-5"
@@ -56,7 +56,7 @@ def test_apply__from_empty_creates_each_job_in_its_engine() -> None:
     tasks = {t.name: t for t in PeriodicTask.objects.select_related("crontab")}
     assert set(tasks) == {"ping-hourly", "berlin-report"}
     berlin = tasks["berlin-report"]
-    assert berlin.task == "tasks.runner.run_job"
+    assert berlin.task == "orchestrator.run_job"
     assert str(berlin.crontab.timezone) == "Europe/Berlin"
     assert (berlin.crontab.minute, berlin.crontab.hour, berlin.crontab.day_of_week) == (
         "0", "7", "1-5",
@@ -155,7 +155,7 @@ def test_plan__hand_made_jobs_are_listed_as_unmanaged() -> None:
         cursor.execute("SELECT cron.schedule('by-hand', '0 1 * * *', 'SELECT 1')")
     PeriodicTask.objects.create(
         name="by-hand-task",
-        task="tasks.health.ping",
+        task="orchestrator.ping",
         interval=__import__("django_celery_beat.models").models.IntervalSchedule.objects.create(
             every=60, period="seconds"
         ),
@@ -202,7 +202,7 @@ def test_apply__failure_in_the_middle_leaves_everything_as_it_was() -> None:
     lines = ["version: 1", "jobs:"]
     for index in range(5000):
         lines += [f"  job-{index:04d}:", '    schedule: "*/5 * * * *"']
-        lines.append("    sql: SELECT 1" if index % 2 else "    task: tasks.health.ping")
+        lines.append("    sql: SELECT 1" if index % 2 else "    task: orchestrator.ping")
     placed = placed_from("\n".join(lines) + "\n")
     bad = placed[3999]
     # A name the registry's CHECK constraint refuses (the manifest loader would refuse it too;

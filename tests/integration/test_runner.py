@@ -1,4 +1,4 @@
-"""Jobs placed on Celery run through ``tasks.runner.run_job`` on a real worker, with the
+"""Jobs placed on Celery run through ``orchestrator.run_job`` on a real worker, with the
 manifest's retries, timeouts and overlap policy, whichever body they have."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from django.db import connection
 
 from orchestrator import reconcile
-from orchestrator.backends import backends
-from orchestrator.backends.base import run_payload
+from orchestrator.engines import backends
+from orchestrator.engines.base import run_payload
 from tests.integration.reconcile_helpers import clear_engines, placed_from
 
 pytestmark = pytest.mark.django_db(transaction=True)

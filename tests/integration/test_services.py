@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.db.backends.postgresql.base import DatabaseWrapper
 
+from orchestrator.engines.pg_cron.preflight import ensure_pg_cron
 from orchestrator.errors import PgCronUnavailable
-from sql_jobs.preflight import ensure_pg_cron
 
 
 @pytest.mark.django_db
@@ -59,7 +59,7 @@ def test_pg_cron__runs_a_scheduled_job_and_records_it() -> None:
 def test_celery__task_round_trips_through_redis_to_a_real_worker(celery_worker) -> None:  # type: ignore[no-untyped-def]
     """A task sent through the real Redis runs on the worker the test started, and its
     result comes back through the result backend."""
-    from tasks.health import ping
+    from orchestrator.engines.celery.health import ping
 
     token = uuid.uuid4().hex
     result = ping.delay(token).get(timeout=30)

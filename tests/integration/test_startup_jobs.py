@@ -8,8 +8,8 @@ import pytest
 from django.db import connections
 
 from orchestrator import reconcile
+from orchestrator.engines.celery.startup_hook import run_startup_jobs
 from orchestrator.models import ManagedJob, StartupRun
-from orchestrator.startup import run_startup_jobs
 from tests.integration.reconcile_helpers import clear_engines, placed_from
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,7 +19,7 @@ version: 1
 jobs:
   seed-once:
     on: startup
-    task: tasks.health.ping
+    task: orchestrator.ping
     kwargs: {token: seeded}
 """
 

@@ -18,10 +18,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import OperationalError, connection
 
+from orchestrator.engines.celery.broker import check_broker
+from orchestrator.engines.pg_cron.preflight import ensure_pg_cron
 from orchestrator.errors import OrchestratorError, ServiceError
 from project import environment as env
-from sql_jobs.preflight import ensure_pg_cron
-from tasks.broker import check_broker
 
 
 class Command(BaseCommand):

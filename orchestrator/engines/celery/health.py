@@ -16,7 +16,7 @@ from celery import shared_task
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="tasks.health.ping")
+@shared_task(name="orchestrator.ping")
 def ping(token: str = "") -> dict[str, object]:
     """Answer with the token, the worker's host and pid, and the time it ran."""
     answer = {

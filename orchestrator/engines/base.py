@@ -16,7 +16,7 @@ from orchestrator.schedules import EngineSchedule
 from orchestrator.specs import JobSpec, to_dict
 
 #: engine id prefix of ``on: startup`` jobs, which have no engine-side object: the hall runs
-#: them when workers start (``orchestrator.startup``) through the backend's ``run_now``
+#: them when workers start (``engines.celery.startup_hook``) through the backend's ``run_now``
 STARTUP_PREFIX = "startup:"
 
 
@@ -91,7 +91,7 @@ PAYLOAD_FIELDS = ("body", "args", "kwargs", "retries", "timeout", "overlap", "ma
 
 
 def payload_from_definition(definition: Mapping[str, object]) -> dict[str, object]:
-    """What a worker needs to run one job: the keyword arguments of ``tasks.runner.run_job``.
+    """What a worker needs to run one job: the keyword arguments of ``orchestrator.run_job``.
 
     Built from the canonical definition, which the registry keeps, so a run-now needs no
     manifest; beat's schedules and run-now send exactly this, so a run behaves the same

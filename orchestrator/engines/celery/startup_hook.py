@@ -14,8 +14,8 @@ import socket
 
 from django.db import connection, transaction
 
-from orchestrator.backends import backends
-from orchestrator.backends.base import STARTUP_PREFIX, payload_from_definition
+from orchestrator.engines import backends
+from orchestrator.engines.base import STARTUP_PREFIX, payload_from_definition
 from orchestrator.models import ManagedJob, StartupRun
 from project import environment
 

@@ -15,13 +15,13 @@ from celery import current_app
 from django.conf import settings
 from django.db import connection
 
-from orchestrator.backends.base import Desired, LiveJob
+from orchestrator.engines.base import Desired, LiveJob
+from orchestrator.engines.pg_cron.queries import query
 from orchestrator.specs import JobSpec, SqlBody
-from sql_jobs.queries import query
 
 logger = logging.getLogger(__name__)
 
-RUNNER_TASK = "tasks.runner.run_job"
+RUNNER_TASK = "orchestrator.run_job"
 
 
 class PgCronBackend:

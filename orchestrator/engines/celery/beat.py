@@ -1,6 +1,7 @@
 """A django-celery-beat scheduler that dispatches only while it holds a PostgreSQL advisory lock.
 
-Run any number of ``celery beat --scheduler tasks.beat:LeaderDatabaseScheduler``: exactly one,
+Run any number of
+``celery beat --scheduler orchestrator.engines.celery.beat:LeaderDatabaseScheduler``: exactly one,
 the holder of a session-level advisory lock on a connection of its own, dispatches; the others
 poll ``pg_try_advisory_lock`` every ``standby_poll`` seconds and take over as soon as the lock is
 free. PostgreSQL frees a session lock the moment its backend ends, and a SIGKILLed beat's socket is

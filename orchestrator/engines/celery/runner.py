@@ -1,6 +1,6 @@
-"""``tasks.runner.run_job``: the one task every Celery-placed job runs through.
+"""``orchestrator.run_job``: the one task every Celery-placed job runs through.
 
-Beat sends it with a job's run payload (``orchestrator.backends.base.run_payload``); run-now
+Beat sends it with a job's run payload (``orchestrator.engines.base.run_payload``); run-now
 sends the same. One runner gives every body kind the manifest's semantics: ``retries`` (with
 exponential backoff), ``timeout`` (the message's time limit, plus ``statement_timeout`` for SQL
 and a kill for commands), and ``overlap: skip`` (a session advisory lock per job, which the
@@ -18,9 +18,12 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import connections
 
-from tasks.libpq import Target, client_environment
+from orchestrator.engines.celery.libpq import Target, client_environment
 
 logger = logging.getLogger(__name__)
+
+#: the name every managed periodic task and run-now sends; spelled only here
+RUNNER_TASK = "orchestrator.run_job"
 
 #: namespace of the per-job overlap locks (pg_try_advisory_lock's first int4 key)
 OVERLAP_LOCK_SPACE = 0x6F726368  # "orch"
@@ -31,7 +34,7 @@ class JobFailed(Exception):
     """A job's body failed; the message says how."""
 
 
-@shared_task(bind=True, name="tasks.runner.run_job", acks_late=True, reject_on_worker_lost=True)
+@shared_task(bind=True, name=RUNNER_TASK, acks_late=True, reject_on_worker_lost=True)
 def run_job(
     self: Task,
     name: str,
@@ -118,7 +121,7 @@ def run_command(argv: list[str], database: str, timeout: int | None) -> str:
     """Run a program without a shell, with the database's connection in libpq's environment.
 
     The password reaches libpq through a 0600 PGPASSFILE in a private folder, never argv or a
-    PGPASSWORD variable that ``ps e`` would show (``tasks.libpq``).
+    PGPASSWORD variable that ``ps e`` would show (``orchestrator.engines.celery.libpq``).
     """
     with client_environment(Target.from_alias(database), application=f"job:{argv[0]}") as env:
         try:

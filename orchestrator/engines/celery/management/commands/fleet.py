@@ -1,9 +1,9 @@
 """``manage.py fleet status | ping | drain W | resume W | scale W N [--format json]``.
 
-The operator's handle on the Celery workers (logic in ``tasks.fleet``). Exit codes: 0 done;
-1 bad input or an unknown worker; 2 no worker answered, or a drain/scale did not finish within
-``--timeout``. With ``--format json`` stdout holds exactly one JSON document; drain progress then
-goes to stderr.
+The operator's handle on the Celery workers (logic in ``orchestrator.engines.celery.fleet``).
+Exit codes: 0 done; 1 bad input or an unknown worker; 2 no worker answered, or a drain/scale did
+not finish within ``--timeout``. With ``--format json`` stdout holds exactly one JSON document;
+drain progress then goes to stderr.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tasks.fleet import Fleet, FleetError
+from orchestrator.engines.celery.fleet import Fleet, FleetError
 
 
 class Command(BaseCommand):

@@ -17,11 +17,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
+from orchestrator.engines.celery.fleet import Fleet, FleetError, WaitTimeout
+from orchestrator.engines.celery.models import Worker
 from project.admin_base import ReadOnlyAdmin
-from tasks.fleet import Fleet, FleetError, WaitTimeout
-from tasks.models import Worker
 
-DRAIN_PERMISSION = "tasks.drain_worker"
+DRAIN_PERMISSION = "celery_engine.drain_worker"
 
 
 def _fleet() -> Fleet:
@@ -35,9 +35,11 @@ class WorkerAdmin(ReadOnlyAdmin):
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [
-            path("", wrap(self.changelist_view), name="tasks_worker_changelist"),
-            path("drain/", wrap(require_POST(self.drain_view)), name="tasks_worker_drain"),
-            path("resume/", wrap(require_POST(self.resume_view)), name="tasks_worker_resume"),
+            path("", wrap(self.changelist_view), name="celery_engine_worker_changelist"),
+            path("drain/", wrap(require_POST(self.drain_view)), name="celery_engine_worker_drain"),
+            path(
+                "resume/", wrap(require_POST(self.resume_view)), name="celery_engine_worker_resume"
+            ),
         ]
 
     def changelist_view(
@@ -60,7 +62,7 @@ class WorkerAdmin(ReadOnlyAdmin):
             "can_drain": request.user.has_perm(DRAIN_PERMISSION),
             **(extra_context or {}),
         }
-        return TemplateResponse(request, "admin/tasks/worker/change_list.html", context)
+        return TemplateResponse(request, "admin/celery_engine/worker/change_list.html", context)
 
     def _act(self, request: HttpRequest, action: str) -> HttpResponse:
         if not request.user.has_perm(DRAIN_PERMISSION):
@@ -82,7 +84,7 @@ class WorkerAdmin(ReadOnlyAdmin):
             )
         except FleetError as failure:
             messages.error(request, str(failure))
-        return HttpResponseRedirect(reverse("admin:tasks_worker_changelist"))
+        return HttpResponseRedirect(reverse("admin:celery_engine_worker_changelist"))
 
     def drain_view(self, request: HttpRequest) -> HttpResponse:
         return self._act(request, "drain")

@@ -7,7 +7,7 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from orchestrator.backends.base import Backend
+from orchestrator.engines.base import Backend
 
 
 @cache
@@ -19,6 +19,9 @@ def backends() -> dict[str, Backend]:
     configured = getattr(
         settings,
         "ORCHESTRATOR_BACKENDS",
-        {"pg_cron": "sql_jobs.backend.PgCronBackend", "celery": "tasks.backend.CeleryBeatBackend"},
+        {
+            "pg_cron": "orchestrator.engines.pg_cron.backend.PgCronBackend",
+            "celery": "orchestrator.engines.celery.backend.CeleryBeatBackend",
+        },
     )
     return {engine: import_string(path)() for engine, path in configured.items()}

@@ -1,6 +1,6 @@
 """Run history of Celery-placed jobs, written from Celery's own signals.
 
-Every job run on Celery goes through ``tasks.runner.run_job`` (beat's schedules and every
+Every job run on Celery goes through ``orchestrator.run_job`` (beat's schedules and every
 run-now), so one set of signal handlers records them all into ``orchestrator.models.JobRun``:
 
 - ``before_task_publish`` (in beat, the web process, or the worker re-publishing a retry):
@@ -47,9 +47,10 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from orchestrator.engines.celery.runner import RUNNER_TASK
+
 logger = logging.getLogger(__name__)
 
-RUNNER_TASK = "tasks.runner.run_job"
 MESSAGE_LIMIT = 4000
 #: seconds past a run's hard time limit after which ``sweep_lost`` calls it lost
 SWEEP_GRACE = 300
@@ -323,20 +324,20 @@ def sweep_lost(now: datetime | None = None, limit_seconds: int | None = None) ->
     return count
 
 
-@shared_task(name="tasks.history.sweep_lost_runs")
+@shared_task(name="orchestrator.sweep_lost_runs")
 def sweep_lost_runs() -> int:
-    """The sweeper as a task, for a manifest job (``task: tasks.history.sweep_lost_runs``)."""
+    """The sweeper as a task, for a manifest job (``task: orchestrator.sweep_lost_runs``)."""
     return sweep_lost()
 
 
 def connect() -> None:
     """Connect the handlers (idempotent: each has a ``dispatch_uid``)."""
-    before_task_publish.connect(on_publish, dispatch_uid="tasks.history.publish", weak=False)
-    task_prerun.connect(on_prerun, dispatch_uid="tasks.history.prerun", weak=False)
-    task_success.connect(on_success, dispatch_uid="tasks.history.success", weak=False)
-    task_failure.connect(on_failure, dispatch_uid="tasks.history.failure", weak=False)
-    task_retry.connect(on_retry, dispatch_uid="tasks.history.retry", weak=False)
-    task_revoked.connect(on_revoked, dispatch_uid="tasks.history.revoked", weak=False)
+    before_task_publish.connect(on_publish, dispatch_uid="orchestrator.history.publish", weak=False)
+    task_prerun.connect(on_prerun, dispatch_uid="orchestrator.history.prerun", weak=False)
+    task_success.connect(on_success, dispatch_uid="orchestrator.history.success", weak=False)
+    task_failure.connect(on_failure, dispatch_uid="orchestrator.history.failure", weak=False)
+    task_retry.connect(on_retry, dispatch_uid="orchestrator.history.retry", weak=False)
+    task_revoked.connect(on_revoked, dispatch_uid="orchestrator.history.revoked", weak=False)
 
 
 connect()

@@ -1,6 +1,6 @@
 """The Celery beat backend: jobs are django-celery-beat ``PeriodicTask`` rows.
 
-Every managed periodic task calls one task, ``tasks.runner.run_job``, with the job's run payload
+Every managed periodic task calls one task, ``orchestrator.run_job``, with the job's run payload
 as keyword arguments, so retries, time limits and overlap behave the same for SQL, task and
 command bodies. Schedules map to django-celery-beat's own: cron to ``CrontabSchedule`` (in the
 job's time zone), intervals to ``IntervalSchedule``, ``at`` to a one-off ``ClockedSchedule``.
@@ -29,13 +29,13 @@ from django_celery_beat.models import (
     PeriodicTasks,
 )
 
-from orchestrator.backends.base import STARTUP_PREFIX, Desired, LiveJob, run_payload
+from orchestrator.engines.base import STARTUP_PREFIX, Desired, LiveJob, run_payload
+from orchestrator.engines.celery.delivery import check_fits
+from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.specs import JobSpec, body_to_dict
-from tasks.delivery import check_fits
 
 logger = logging.getLogger(__name__)
 
-RUNNER_TASK = "tasks.runner.run_job"
 #: seconds a hard time limit leaves after the soft one, for the job to clean up
 HARD_LIMIT_GRACE = 30
 #: seconds between statement_timeout and the soft time limit of a SQL body

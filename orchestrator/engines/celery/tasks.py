@@ -1,0 +1,8 @@
+"""The engine's own Celery tasks, imported so Celery's autodiscovery (``<app>.tasks``) registers
+them: the runner every job goes through, the health ping and the lost-run sweeper."""
+
+from __future__ import annotations
+
+from orchestrator.engines.celery import health, history, runner
+
+__all__ = ("health", "history", "runner")
