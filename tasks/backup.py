@@ -25,9 +25,10 @@ from pathlib import Path
 from celery import shared_task
 from django.db import connections
 
+from orchestrator.engines.celery import libpq
 from orchestrator.engines.celery.libpq import Target
 from orchestrator.errors import OrchestratorError
-from tasks import conf, libpq
+from tasks import conf
 
 logger = logging.getLogger(__name__)
 
