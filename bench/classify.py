@@ -33,8 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator import clock_changes, cron_readings, schedules, sql_analysis  # noqa: E402
-from orchestrator.capabilities import Capabilities  # noqa: E402
 from orchestrator.classifier import classify_all  # noqa: E402
+from orchestrator.engines.celery import reading as celery_reading  # noqa: E402
+from orchestrator.engines.celery.fit import CeleryFit  # noqa: E402
+from orchestrator.engines.pg_cron import reading as pg_cron_reading  # noqa: E402
+from orchestrator.engines.pg_cron.capabilities import Capabilities  # noqa: E402
+from orchestrator.engines.pg_cron.fit import PgCronFit  # noqa: E402
 from orchestrator.manifest import load_manifest  # noqa: E402
 
 TARGET_SECONDS = 3.0
@@ -116,9 +120,9 @@ def clear_caches() -> None:
         sql_analysis.analyse_sql,
         cron_readings.check_syntax,
         cron_readings.croniter_reading,
-        cron_readings.pg_cron_reading,
-        cron_readings.celery_fields,
-        cron_readings.celery_reading,
+        pg_cron_reading.pg_cron_reading,
+        celery_reading.celery_fields,
+        celery_reading.celery_reading,
         schedules.zone,
         clock_changes.clock_changes,
     ):
@@ -127,7 +131,7 @@ def clear_caches() -> None:
 
 def ours(path: Path, capabilities: Capabilities) -> Counter[str]:
     manifest = load_manifest(path, task_names=TASKS)
-    placements, errors = classify_all(manifest.jobs, capabilities)
+    placements, errors = classify_all(manifest.jobs, [PgCronFit(capabilities), CeleryFit()])
     if errors:
         raise SystemExit(f"the generated manifest does not classify: {errors[0]}")
     return Counter(placement.target for placement in placements.values())

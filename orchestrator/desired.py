@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connections
 
-from orchestrator.capabilities import Capabilities, read_capabilities
 from orchestrator.classifier import classify_all
 from orchestrator.engines import backends
+from orchestrator.engines.base import EngineFit, Needs
 from orchestrator.errors import ManifestInvalid, OrchestratorError
 from orchestrator.manifest import Manifest, load_manifest, load_manifest_text
 from orchestrator.plan import Placed
+from orchestrator.upkeep import upkeep_manifest, with_upkeep
 
 
 def manifest_path(path: str | Path | None = None) -> Path:
@@ -47,33 +47,43 @@ def database_names() -> dict[str, str]:
 
 
 def load(path: str | Path | None = None) -> Manifest:
-    """The validated manifest at ``path`` (default: settings.ORCHESTRATOR_MANIFEST)."""
-    return load_manifest(
-        manifest_path(path), task_names=task_names(), database_aliases=frozenset(settings.DATABASES)
-    )
+    """The validated manifest at ``path`` (default: settings.ORCHESTRATOR_MANIFEST), followed
+    by the orchestrator's built-in upkeep jobs (``orchestrator.upkeep``)."""
+    tasks, aliases = task_names(), frozenset(settings.DATABASES)
+    manifest = load_manifest(manifest_path(path), task_names=tasks, database_aliases=aliases)
+    return with_upkeep(manifest, upkeep_manifest(task_names=tasks, database_aliases=aliases))
 
 
 def load_text(text: str, path: str = "<string>") -> Manifest:
     """Like ``load``, for manifest text held in memory (tests, previews)."""
-    return load_manifest_text(
-        text, path=path, task_names=task_names(), database_aliases=frozenset(settings.DATABASES)
-    )
+    tasks, aliases = task_names(), frozenset(settings.DATABASES)
+    manifest = load_manifest_text(text, path=path, task_names=tasks, database_aliases=aliases)
+    return with_upkeep(manifest, upkeep_manifest(task_names=tasks, database_aliases=aliases))
+
+
+#: What each engine, as installed, offers: engine name -> its own capabilities object.
+Capabilities = dict[str, object]
 
 
 def capabilities_for(manifest: Manifest) -> Capabilities:
-    """Read from the live ``default`` database; raises ``ServiceError`` when unreachable."""
-    return read_capabilities(
-        connections["default"],
-        function_names=manifest.function_names(),
-        database_names=database_names(),
-    )
+    """Each engine's capabilities, read live for what this manifest needs; raises
+    ``ServiceError`` when an engine cannot be reached."""
+    needs = Needs(function_names=manifest.function_names(), database_names=database_names())
+    return {engine: backend.capabilities(needs) for engine, backend in backends().items()}
+
+
+def fitters(capabilities: Capabilities) -> list[EngineFit]:
+    """Each engine's judgement bound to its capabilities, in preference order: the order of
+    ``settings.ORCHESTRATOR_BACKENDS`` (the first engine that fits a ``target: auto`` job runs it).
+    """
+    return [backend.fitter(capabilities.get(engine)) for engine, backend in backends().items()]
 
 
 def place(manifest: Manifest, capabilities: Capabilities | None = None) -> list[Placed]:
     """Classify every job and ask its engine whether it can honour it; raise
     ``ManifestInvalid`` with every job that cannot be placed."""
-    capabilities = capabilities or capabilities_for(manifest)
-    placements, errors = classify_all(manifest.jobs, capabilities)
+    capabilities = capabilities if capabilities is not None else capabilities_for(manifest)
+    placements, errors = classify_all(manifest.jobs, fitters(capabilities))
     engines = backends()
     for spec in manifest.jobs:
         placement = placements.get(spec.name)

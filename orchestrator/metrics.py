@@ -11,8 +11,9 @@ priority lists).
 - ``orchestrator_job_last_success_timestamp_seconds{job,engine}``;
 - ``orchestrator_job_missed_runs{job,engine}``: missed in the last 24 h (``missed_counts``);
 - ``orchestrator_jobs{engine,state}``; ``orchestrator_queue_depth{queue}``;
-- ``orchestrator_pg_cron_scheduler_up`` (1 running or idle, 0 stalled or stopped) with
-  ``orchestrator_pg_cron_scheduler_info{state}``.
+- ``orchestrator_scheduler_up{engine}`` (1 when the engine's scheduler runs what is due: pg_cron
+  running or idle, a Celery beat leader present) with ``orchestrator_scheduler_info{engine,state}``,
+  read through each backend's ``health()``; ``orchestrator_pg_cron_scheduler_up`` is kept.
 
 When ``settings.ORCHESTRATOR_METRICS_TOKEN`` is set, a scrape must send it as a bearer token.
 """
@@ -36,7 +37,7 @@ from prometheus_client.core import (
 )
 
 from orchestrator import missed
-from orchestrator.engines.pg_cron import heartbeat
+from orchestrator.engines import backends
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import ManagedJob
 
@@ -141,18 +142,31 @@ class HistoryCollector:
         return depth
 
     def _scheduler(self) -> Iterator[Metric]:
-        state = heartbeat.scheduler_state()
+        healths = [backend.health() for backend in backends().values()]
         up = GaugeMetricFamily(
-            "orchestrator_pg_cron_scheduler_up",
-            "1 when pg_cron started every job that was due (or none was due), else 0",
+            "orchestrator_scheduler_up",
+            "1 when the engine's scheduler runs what is due (or nothing is due), else 0",
+            labels=["engine"],
         )
-        up.add_metric([], 1 if state.healthy else 0)
-        yield up
         info = GaugeMetricFamily(
-            "orchestrator_pg_cron_scheduler_info", "pg_cron scheduler state", labels=["state"]
+            "orchestrator_scheduler_info",
+            "each engine's scheduler state",
+            labels=["engine", "state"],
         )
-        info.add_metric([state.state], 1)
+        for health in healths:
+            up.add_metric([health.engine], 1 if health.healthy else 0)
+            info.add_metric([health.engine, health.state], 1)
+        yield up
         yield info
+        # The pg_cron series by their first names, which dashboards and alerts already use.
+        for health in healths:
+            if health.engine == "pg_cron":
+                legacy = GaugeMetricFamily(
+                    "orchestrator_pg_cron_scheduler_up",
+                    "1 when pg_cron started every job that was due (or none was due), else 0",
+                )
+                legacy.add_metric([], 1 if health.healthy else 0)
+                yield legacy
 
 
 def _authorised(request: HttpRequest) -> bool:

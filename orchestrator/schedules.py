@@ -1,10 +1,9 @@
-"""Schedules: parsing the manifest's triggers, next run times, and what each engine can honour.
+"""Schedules: parsing the manifest's triggers, next run times, and what an engine is given.
 
-Next runs always come from croniter, in the job's IANA time zone, as aware datetimes: the same
-instants whichever engine ends up running the job. ``pg_cron_fit`` and ``celery_fit`` answer
-"can this engine run this trigger at exactly these instants?", with the schedule to hand the
-engine when it can and a sentence saying why when it cannot (see ``cron_readings`` for how the
-engines read cron expressions).
+Next runs come from croniter, in the job's IANA time zone, as aware datetimes. Each engine
+answers "can I run this trigger at exactly these instants?" in its own ``fit`` module
+(``orchestrator/engines/<engine>/fit.py``) with a ``Fit``: the ``EngineSchedule`` to hand the
+engine when it can and a sentence saying why when it cannot.
 
 ``every N`` is a fixed interval, independent of time zones. When N divides a minute into an hour
 (``every 5m``) or an hour into a day (``every 2h``), the same instants are a cron expression
@@ -18,25 +17,18 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from orchestrator.clock_changes import clock_changes
 from orchestrator.cron_readings import (
     CronSyntaxError,
-    celery_fields,
-    celery_reading,
     check_syntax,
     croniter_reading,
     normalise,
-    pg_cron_reading,
 )
-from orchestrator.specs import At, Cron, Every, Startup, Trigger
-
-if TYPE_CHECKING:
-    from orchestrator.capabilities import Capabilities
+from orchestrator.specs import At, Cron, Every, Trigger
 
 #: Zone names that are UTC at every instant, which pg_cron 1.4's GMT honours.
 UTC_ZONES = frozenset(
@@ -236,161 +228,3 @@ class Fit:
 
 def is_utc(timezone: str) -> bool:
     return timezone in UTC_ZONES
-
-
-def pg_cron_zone(capabilities: Capabilities) -> str:
-    """The zone pg_cron evaluates schedules in: GMT before 1.5, ``cron.timezone`` after."""
-    if capabilities.supports_timezone and capabilities.cron_timezone:
-        return capabilities.cron_timezone
-    return "GMT"
-
-
-def pg_cron_zone_reason(trigger: Trigger, timezone: str, capabilities: Capabilities) -> str | None:
-    """Why pg_cron cannot evaluate ``trigger`` in ``timezone``, or None when it can.
-
-    Only cron expressions depend on a zone: an interval is the same instants everywhere.
-    """
-    if not isinstance(trigger, Cron):
-        return None
-    engine_zone = pg_cron_zone(capabilities)
-    if timezone == engine_zone or (is_utc(timezone) and is_utc(engine_zone)):
-        return None
-    label = capabilities.pg_cron_label
-    if capabilities.supports_timezone:
-        return (
-            f"{label} runs every schedule in cron.timezone ({engine_zone}); "
-            f"this job asks for {timezone}."
-        )
-    return f"{label} runs schedules in GMT only; this job asks for {timezone}."
-
-
-def pg_cron_fit(trigger: Trigger, timezone: str, capabilities: Capabilities) -> Fit:
-    """Can this pg_cron run ``trigger`` in ``timezone`` at exactly croniter's instants?"""
-    label = capabilities.pg_cron_label
-    engine_zone = pg_cron_zone(capabilities)
-    if isinstance(trigger, At):
-        return Fit(schedule=None, reasons=("pg_cron has no one-time schedules.",))
-    if isinstance(trigger, Startup):
-        return Fit(
-            schedule=None,
-            reasons=(
-                "pg_cron cannot run a job when the application starts "
-                "(its @reboot means the database server's start).",
-            ),
-        )
-    if isinstance(trigger, Every):
-        return _pg_cron_every(trigger, capabilities, label)
-    reasons: list[str] = []
-    zone_reason = pg_cron_zone_reason(trigger, timezone, capabilities)
-    if zone_reason:
-        reasons.append(zone_reason)
-    reasons.extend(_pg_cron_reading_reasons(trigger, label))
-    if reasons:
-        return Fit(schedule=None, reasons=tuple(reasons))
-    return Fit(schedule=EngineSchedule(kind="cron", cron=trigger.expr, timezone=engine_zone))
-
-
-def _pg_cron_every(trigger: Every, capabilities: Capabilities, label: str) -> Fit:
-    expr = every_as_cron(trigger.seconds)
-    if expr is not None:
-        return Fit(schedule=EngineSchedule(kind="cron", cron=expr, timezone="UTC"))
-    every = format_every(trigger.seconds)
-    if trigger.seconds < 60:
-        if capabilities.supports_seconds:
-            return Fit(
-                schedule=EngineSchedule(
-                    kind="cron", cron=f"{trigger.seconds} seconds", timezone="UTC"
-                )
-            )
-        return Fit(
-            schedule=None,
-            reasons=(
-                f"{label} schedules whole minutes at best; '{every}' needs seconds "
-                "(pg_cron 1.5 or later).",
-            ),
-        )
-    return Fit(
-        schedule=None,
-        reasons=(
-            f"'{every}' does not divide an hour or a day evenly, so no cron expression fires "
-            "at exactly these instants, and pg_cron has only cron schedules.",
-        ),
-    )
-
-
-def _pg_cron_reading_reasons(trigger: Cron, label: str) -> list[str]:
-    engine = pg_cron_reading(trigger.expr)
-    if engine.reading is None:
-        return [f"{engine.refusal}." if engine.refusal else f"{label} refuses this schedule."]
-    differences = croniter_reading(trigger.expr).differences(engine.reading)
-    if not differences:
-        return []
-    if engine.notes:
-        return [f"{note}." for note in engine.notes]
-    if differences == ["day"]:
-        return [
-            f"{label} (Vixie cron) treats a day field starting with '*' as unrestricted and "
-            f"then requires both day fields to match, so it reads '{trigger.source}' on "
-            "different days than cron and croniter, which fire when either day field matches."
-        ]
-    fields = ", ".join(differences)
-    return [f"{label} reads '{trigger.source}' differently from croniter (fields: {fields})."]
-
-
-def celery_fit(trigger: Trigger, timezone: str) -> Fit:
-    """Can Celery beat (django-celery-beat) run ``trigger`` at exactly croniter's instants?"""
-    if isinstance(trigger, At):
-        return Fit(schedule=EngineSchedule(kind="clocked", when=trigger.when, timezone=timezone))
-    if isinstance(trigger, Startup):
-        return Fit(schedule=EngineSchedule(kind="startup", timezone=timezone))
-    if isinstance(trigger, Every):
-        expr = every_as_cron(trigger.seconds)
-        if expr is not None:
-            return Fit(schedule=EngineSchedule(kind="cron", cron=expr, timezone="UTC"))
-        every = format_every(trigger.seconds)
-        return Fit(
-            schedule=EngineSchedule(kind="interval", seconds=trigger.seconds, timezone="UTC"),
-            reasons=(
-                f"Celery's interval schedule counts '{every}' from the previous run, so runs "
-                "keep that spacing but are not aligned to the clock.",
-            ),
-        )
-    differences = croniter_reading(trigger.expr).differences(celery_reading(trigger.expr))
-    if differences == ["day"]:
-        day_of_month, day_of_week = _day_fields(trigger.expr)
-        return Fit(
-            schedule=None,
-            reasons=(
-                "Celery's crontab fires only on days matching both day-of-month "
-                f"('{day_of_month}') and day-of-week ('{day_of_week}'), but cron and croniter "
-                f"fire '{trigger.source}' when either matches.",
-            ),
-        )
-    if differences:
-        fields = ", ".join(differences)
-        return Fit(
-            schedule=None,
-            reasons=(f"Celery's crontab reads '{trigger.source}' differently (fields: {fields}).",),
-        )
-    cron = celery_fields(trigger.expr).as_cron()
-    notes: tuple[str, ...] = ()
-    reading = croniter_reading(trigger.expr)
-    shifted = sorted(
-        (hour, minute)
-        for hour, minute in clock_changes(timezone)
-        if hour in reading.hours and minute in reading.minutes
-    )
-    if shifted:
-        first = "{:02d}:{:02d}".format(*shifted[0])
-        notes = (
-            f"On the days {timezone} changes its clocks, runs at local times that are skipped "
-            f"or repeated (such as {first}) follow Celery's rule, not croniter's: Celery runs a "
-            "skipped time late by the size of the change and a repeated time once, where "
-            "croniter runs it at the end of the gap and twice.",
-        )
-    return Fit(schedule=EngineSchedule(kind="cron", cron=cron, timezone=timezone), reasons=notes)
-
-
-def _day_fields(expr: str) -> tuple[str, str]:
-    fields = expr.split(" ")
-    return fields[2], fields[4]

@@ -37,7 +37,7 @@ from orchestrator.admin.display import (
     schedule_words,
     status_badge,
 )
-from orchestrator.engines.pg_cron import heartbeat
+from orchestrator.engines import backends
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import JobRun, ManagedJob
 from orchestrator.schedules import next_runs
@@ -160,7 +160,7 @@ class ManagedJobAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
         context = {
-            "scheduler": heartbeat.scheduler_state(),
+            "schedulers": [backend.health() for backend in backends().values()],
             "can_apply": self.has_apply_permission(request),
             **(extra_context or {}),
         }

@@ -13,7 +13,6 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from orchestrator import desired
-from orchestrator.capabilities import Capabilities
 from orchestrator.errors import ManifestInvalid
 from orchestrator.manifest import Manifest
 
@@ -39,7 +38,7 @@ def load(options: Mapping[str, Any]) -> Manifest:
     return desired.load(manifest_path(options))
 
 
-def capabilities(manifest: Manifest) -> Capabilities:
+def capabilities(manifest: Manifest) -> desired.Capabilities:
     """Read from the live database; raises ``ServiceError`` when it cannot be reached."""
     return desired.capabilities_for(manifest)
 

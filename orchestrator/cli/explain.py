@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from orchestrator import desired
 from orchestrator.classifier import classify
 from orchestrator.cli import context
 from orchestrator.errors import ManifestInvalid, ServiceError
@@ -58,7 +59,7 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
         command.stderr.write(f"{path}: no job named {name!r}{suggest(name, manifest.names)}")
         return 1
     try:
-        placement = classify(spec, context.capabilities(manifest))
+        placement = classify(spec, desired.fitters(context.capabilities(manifest)))
     except ServiceError as error:
         command.stderr.write(f"cannot explain {name!r}: {error}")
         return 1

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from orchestrator import desired
 from orchestrator.cli import context
+from orchestrator.engines import backends
 from orchestrator.errors import ManifestInvalid, ServiceError
 
 NAME = "validate"
@@ -42,8 +43,8 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
     except ManifestInvalid as invalid:
         return context.report_invalid(command, invalid, path)
     engines = Counter(job.engine for job in placed)
-    command.stdout.write(
-        f"{path}: OK, {count} {noun}: {engines['pg_cron']} on pg_cron, "
-        f"{engines['celery']} on Celery"
+    where = ", ".join(
+        f"{engines[engine]} on {backend.label}" for engine, backend in backends().items()
     )
+    command.stdout.write(f"{path}: OK, {count} {noun}: {where}")
     return 0

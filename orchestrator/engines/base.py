@@ -1,16 +1,19 @@
 """The ``Backend`` protocol: everything the hall may ask of an engine.
 
-The planner and reconciler work on ``Desired`` jobs and ``LiveJob`` snapshots; each wing turns
-them into its engine's calls. ``render`` is the bridge for drift detection: the state a backend
-would write for a desired job, in the same shape as ``LiveJob.state``, so "live differs from what
-we would write" means someone edited the job outside the manifest.
+The hall (manifest, classifier, planner, reconciler, views) knows engines only through this module.
+Classification asks each engine for a ``Verdict`` on a job (through the pure ``EngineFit`` the
+backend builds from its live capabilities); the hall keeps only the preference order and the
+reasons. The planner and reconciler work on ``Desired`` jobs and ``LiveJob`` snapshots; each
+engine turns them into its own calls. ``render`` is the bridge for drift detection: the state a
+backend would write for a desired job, in the same shape as ``LiveJob.state``, so "live differs
+from what we would write" means someone edited the job outside the manifest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from orchestrator.schedules import EngineSchedule
 from orchestrator.specs import JobSpec, to_dict
@@ -41,11 +44,92 @@ class LiveJob:
     state: Mapping[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    """One reason an engine cannot run a job exactly as declared, and the field responsible."""
+
+    field: str
+    reason: str
+    #: False: rules the engine out for ``target: auto``, but an explicit target may insist
+    refuses_explicit: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Verdict:
+    """One engine's answer for one job: the schedule it would get, or why it cannot run it.
+
+    ``reasons`` say what running the job there means (shown when it is placed there);
+    ``chosen_because`` is the sentence for being the first engine that fits, ``advantage`` why
+    it beats the engines after it that could also run the job.
+    """
+
+    engine: str
+    #: how reasons name the engine ("pg_cron", "Celery")
+    label: str
+    schedule: EngineSchedule | None
+    blockers: tuple[Blocker, ...] = ()
+    reasons: tuple[str, ...] = ()
+    chosen_because: str | None = None
+    advantage: str | None = None
+
+    @property
+    def fits(self) -> bool:
+        return self.schedule is not None and not self.blockers
+
+
+class EngineFit(Protocol):
+    """An engine's pure judgement, bound to the capabilities it was built from."""
+
+    engine: str
+
+    def fit(self, spec: JobSpec) -> Verdict:
+        """Whether and how this engine runs ``spec`` exactly as declared."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Needs:
+    """What a manifest asks of the engines, so each reads only the capabilities that matter."""
+
+    function_names: frozenset[str] = frozenset()
+    #: Django database alias -> database name, for the aliases on the ``default`` server
+    database_names: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Health:
+    """Is an engine's scheduler doing its work? ``state`` is the engine's own word."""
+
+    engine: str
+    #: what the operator calls the scheduler ("pg_cron scheduler", "Celery beat")
+    label: str
+    state: str
+    healthy: bool
+    detail: str
+    #: engine-specific facts for the admin (launcher pid, last start, ...)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Backend(Protocol):
     """One engine. Every method runs inside the caller's transaction and commits nothing."""
 
     engine: str
+    #: how people name it ("pg_cron", "Celery")
+    label: str
+
+    def capabilities(self, needs: Needs) -> object:
+        """What the engine, as installed and configured, offers (read live, once per command);
+        raises ``ServiceError`` when it cannot be reached."""
+        ...
+
+    def fitter(self, capabilities: object) -> EngineFit:
+        """The engine's pure judgement of specs, bound to ``capabilities``."""
+        ...
+
+    def health(self) -> Health:
+        """Whether the engine's scheduler runs what is due, read now."""
+        ...
 
     def live(self) -> dict[str, LiveJob]:
         """Every job the engine holds, keyed by name (unnamed ones by ``#<id>``)."""

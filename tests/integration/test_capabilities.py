@@ -7,8 +7,10 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from orchestrator.capabilities import FunctionInfo, read_capabilities
 from orchestrator.classifier import classify
+from orchestrator.engines.celery.fit import CeleryFit
+from orchestrator.engines.pg_cron.capabilities import FunctionInfo, read_capabilities
+from orchestrator.engines.pg_cron.fit import PgCronFit
 from orchestrator.errors import ServiceError
 from orchestrator.manifest import load_manifest_text
 
@@ -60,7 +62,7 @@ def test_capabilities__placement_with_the_live_database() -> None:
         path="jobs.yaml",
     )
     caps = read_capabilities(connection, function_names=manifest.function_names())
-    vacuum, berlin = (classify(spec, caps) for spec in manifest)
+    vacuum, berlin = (classify(spec, [PgCronFit(caps), CeleryFit()]) for spec in manifest)
     assert vacuum.target == "pg_cron"
     assert berlin.target == "celery"
     assert (

@@ -13,9 +13,11 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from orchestrator.capabilities import read_capabilities
-from orchestrator.cron_readings import croniter_reading, normalise, pg_cron_reading
-from orchestrator.schedules import ScheduleError, parse_schedule, pg_cron_fit
+from orchestrator.cron_readings import croniter_reading, normalise
+from orchestrator.engines.pg_cron.capabilities import read_capabilities
+from orchestrator.engines.pg_cron.fit import pg_cron_fit
+from orchestrator.engines.pg_cron.reading import pg_cron_reading
+from orchestrator.schedules import ScheduleError, parse_schedule
 from orchestrator.specs import Cron, Every
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,10 @@ from collections.abc import Callable
 
 import pytest
 
-from orchestrator.capabilities import Capabilities
+from orchestrator.engines.base import EngineFit
+from orchestrator.engines.celery.fit import CeleryFit
+from orchestrator.engines.pg_cron.capabilities import Capabilities
+from orchestrator.engines.pg_cron.fit import PgCronFit
 from orchestrator.manifest import Manifest, load_manifest_text
 from orchestrator.specs import JobSpec
 
@@ -51,6 +54,11 @@ def pg_cron_14(**overrides: object) -> Capabilities:
     }
     values.update(overrides)
     return Capabilities.with_pg_cron(**values)  # type: ignore[arg-type]
+
+
+def engines(capabilities: Capabilities) -> list[EngineFit]:
+    """The shipped engines in their preference order, pg_cron judged with ``capabilities``."""
+    return [PgCronFit(capabilities), CeleryFit()]
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from django_celery_beat.tzcrontab import TzAwareCrontab
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.cron_readings import celery_fields
-from orchestrator.schedules import celery_fit, parse_schedule
+from orchestrator.engines.celery.fit import celery_fit
+from orchestrator.engines.celery.reading import celery_fields
+from orchestrator.schedules import parse_schedule
 from orchestrator.specs import Cron
 
 RUNS = 24

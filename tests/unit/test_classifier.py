@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from orchestrator.capabilities import Capabilities
 from orchestrator.classifier import Placement, classify, classify_all
+from orchestrator.engines.pg_cron.capabilities import Capabilities
 from orchestrator.errors import ManifestInvalid
-from tests.unit.conftest import job_yaml, load, pg_cron_14
+from tests.unit.conftest import engines, job_yaml, load, pg_cron_14
 
 PG14 = pg_cron_14()
 PG15_BERLIN = pg_cron_14(version=(1, 5, 2), cron_timezone="Europe/Berlin")
@@ -249,7 +249,7 @@ CASES = [
 
 
 def place(case_fields: str, caps: Capabilities) -> Placement:
-    return classify(load(job_yaml(case_fields)).jobs[0], caps)
+    return classify(load(job_yaml(case_fields)).jobs[0], engines(caps))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
@@ -345,7 +345,7 @@ def test_classify__inherited_zone_points_at_defaults() -> None:
         """
     )
     with pytest.raises(ManifestInvalid) as caught:
-        classify(manifest.jobs[0], PG14)
+        classify(manifest.jobs[0], engines(PG14))
     assert [str(e) for e in caught.value.errors] == [
         "jobs.yaml:3: job 'job': timezone: target pg_cron cannot run this job: pg_cron 1.4 runs "
         "schedules in GMT only; this job asks for Europe/Berlin."
@@ -363,7 +363,7 @@ def test_classify_all__collects_errors_and_placements() -> None:
           also-good: {on: startup, task: tasks.knowledge.migrate}
         """
     )
-    placements, errors = classify_all(manifest, PG14)
+    placements, errors = classify_all(manifest, engines(PG14))
     assert {name: p.target for name, p in placements.items()} == {
         "good": "pg_cron",
         "also-good": "celery",

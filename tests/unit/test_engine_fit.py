@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator.capabilities import Capabilities
 from orchestrator.clock_changes import clock_changes
+from orchestrator.engines.celery.fit import celery_fit
+from orchestrator.engines.pg_cron.capabilities import Capabilities
+from orchestrator.engines.pg_cron.fit import pg_cron_fit
 from orchestrator.schedules import (
     EngineSchedule,
-    celery_fit,
     parse_at,
     parse_schedule,
-    pg_cron_fit,
 )
 from orchestrator.specs import At, Cron, Every, Startup
 from tests.unit.conftest import pg_cron_14

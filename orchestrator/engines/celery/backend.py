@@ -19,7 +19,7 @@ from datetime import datetime
 
 from celery import current_app
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -29,8 +29,17 @@ from django_celery_beat.models import (
     PeriodicTasks,
 )
 
-from orchestrator.engines.base import STARTUP_PREFIX, Desired, LiveJob, run_payload
+from orchestrator.engines.base import (
+    STARTUP_PREFIX,
+    Desired,
+    Health,
+    LiveJob,
+    Needs,
+    run_payload,
+)
+from orchestrator.engines.celery.beat import lock_key
 from orchestrator.engines.celery.delivery import check_fits
+from orchestrator.engines.celery.fit import CeleryFit
 from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.specs import JobSpec, body_to_dict
 
@@ -71,10 +80,58 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+#: Beat processes holding the leader's advisory lock (pg_locks splits a bigint key in two).
+LEADER_SQL = """
+SELECT count(*) FROM pg_locks
+ WHERE locktype = 'advisory' AND granted AND objsubid = 1
+   AND classid::bigint = (%(key)s >> 32) & 4294967295 AND objid::bigint = %(key)s & 4294967295
+"""
+
+
 class CeleryBeatBackend:
     """Celery beat with django-celery-beat's database scheduler."""
 
     engine = "celery"
+    label = "Celery"
+
+    # ------------------------------------------------------------------ judging
+    def capabilities(self, needs: Needs) -> None:
+        """Celery runs every body and trigger; what it cannot honour is in the schedules."""
+        return None
+
+    def fitter(self, capabilities: object) -> CeleryFit:
+        return CeleryFit()
+
+    def health(self) -> Health:
+        """Is a beat leader dispatching? It holds the leader's advisory lock."""
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(LEADER_SQL, {"key": lock_key()})
+                (leaders,) = cursor.fetchone()
+        except DatabaseError as error:
+            logger.warning("cannot read beat's leader lock", extra={"error": str(error)})
+            return Health(
+                engine=self.engine,
+                label="Celery beat",
+                state="unknown",
+                healthy=False,
+                detail=f"cannot read beat's leader lock: {error}",
+            )
+        if leaders:
+            return Health(
+                engine=self.engine,
+                label="Celery beat",
+                state="running",
+                healthy=True,
+                detail="a beat leader holds the lock and sends what is due",
+            )
+        return Health(
+            engine=self.engine,
+            label="Celery beat",
+            state="stopped",
+            healthy=False,
+            detail="no celery beat holds the leader lock: periodic tasks are not being sent",
+        )
 
     def __init__(self) -> None:
         self._changed = False

@@ -15,7 +15,10 @@ from celery import current_app
 from django.conf import settings
 from django.db import connection
 
-from orchestrator.engines.base import Desired, LiveJob
+from orchestrator.engines.base import Desired, Health, LiveJob, Needs
+from orchestrator.engines.pg_cron import heartbeat
+from orchestrator.engines.pg_cron.capabilities import Capabilities, read_capabilities
+from orchestrator.engines.pg_cron.fit import PgCronFit
 from orchestrator.engines.pg_cron.queries import query
 from orchestrator.specs import JobSpec, SqlBody
 
@@ -28,9 +31,41 @@ class PgCronBackend:
     """pg_cron, in the application database (pg_cron's ``cron.database_name``)."""
 
     engine = "pg_cron"
+    label = "pg_cron"
 
     def __init__(self) -> None:
         self._user: str | None = None
+
+    # ------------------------------------------------------------------ judging
+    def capabilities(self, needs: Needs) -> Capabilities:
+        """pg_cron's version and settings, and the catalog facts the manifest's SQL needs."""
+        return read_capabilities(
+            connection,
+            function_names=needs.function_names,
+            database_names=dict(needs.database_names) or None,
+        )
+
+    def fitter(self, capabilities: object) -> PgCronFit:
+        if not isinstance(capabilities, Capabilities):
+            raise TypeError(f"pg_cron capabilities expected, got {type(capabilities).__name__}")
+        return PgCronFit(capabilities)
+
+    def health(self) -> Health:
+        """pg_cron's launcher and its work (``heartbeat``)."""
+        state = heartbeat.scheduler_state()
+        return Health(
+            engine=self.engine,
+            label="pg_cron scheduler",
+            state=state.state,
+            healthy=state.healthy,
+            detail=state.detail,
+            facts={
+                "launcher_pid": state.launcher_pid,
+                "launcher_since": state.launcher_since,
+                "last_start": state.last_start,
+                "due_at": state.due_at,
+            },
+        )
 
     # ------------------------------------------------------------------ reading
     def live(self) -> dict[str, LiveJob]:

@@ -1,0 +1,110 @@
+"""What Celery beat (django-celery-beat) runs exactly, and what running a job there means.
+
+Celery runs every body (SQL through the runner task, a task, a program) and every trigger;
+what it may not honour exactly is a cron expression it reads differently (both day fields must
+match) and an interval that is not a cron expression (counted from the previous run). On the
+days a zone changes its clocks, Celery's rule for skipped and repeated local times applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.clock_changes import clock_changes
+from orchestrator.cron_readings import croniter_reading
+from orchestrator.engines.base import Blocker, Verdict
+from orchestrator.engines.celery.reading import celery_fields, celery_reading
+from orchestrator.schedules import EngineSchedule, Fit, every_as_cron, format_every
+from orchestrator.specs import At, Every, JobSpec, SqlBody, Startup, Trigger
+from orchestrator.sql_analysis import analyse_sql
+
+
+@dataclass(frozen=True, slots=True)
+class CeleryFit:
+    """Celery beat's judgement of specs (it needs no live capabilities)."""
+
+    engine: str = "celery"
+
+    def fit(self, spec: JobSpec) -> Verdict:
+        fit = celery_fit(spec.trigger, spec.timezone)
+        if fit.schedule is None:
+            return Verdict(
+                engine=self.engine,
+                label="Celery",
+                schedule=None,
+                blockers=tuple(Blocker(spec.trigger_field, reason) for reason in fit.reasons),
+            )
+        reasons: list[str] = []
+        if isinstance(spec.body, SqlBody):
+            alone = analyse_sql(spec.body.sql).non_transactional
+            if alone:
+                reasons.append(
+                    f"Celery runs the SQL with a task, outside a transaction block as "
+                    f"{alone[0].label} requires."
+                )
+            else:
+                reasons.append("Celery runs the SQL with a task, as one transaction.")
+        reasons.append(f"Celery beat runs it: {fit.schedule.describe()}.")
+        reasons.extend(fit.reasons)
+        return Verdict(
+            engine=self.engine, label="Celery", schedule=fit.schedule, reasons=tuple(reasons)
+        )
+
+
+def celery_fit(trigger: Trigger, timezone: str) -> Fit:
+    """Can Celery beat (django-celery-beat) run ``trigger`` at exactly croniter's instants?"""
+    if isinstance(trigger, At):
+        return Fit(schedule=EngineSchedule(kind="clocked", when=trigger.when, timezone=timezone))
+    if isinstance(trigger, Startup):
+        return Fit(schedule=EngineSchedule(kind="startup", timezone=timezone))
+    if isinstance(trigger, Every):
+        expr = every_as_cron(trigger.seconds)
+        if expr is not None:
+            return Fit(schedule=EngineSchedule(kind="cron", cron=expr, timezone="UTC"))
+        every = format_every(trigger.seconds)
+        return Fit(
+            schedule=EngineSchedule(kind="interval", seconds=trigger.seconds, timezone="UTC"),
+            reasons=(
+                f"Celery's interval schedule counts '{every}' from the previous run, so runs "
+                "keep that spacing but are not aligned to the clock.",
+            ),
+        )
+    differences = croniter_reading(trigger.expr).differences(celery_reading(trigger.expr))
+    if differences == ["day"]:
+        day_of_month, day_of_week = _day_fields(trigger.expr)
+        return Fit(
+            schedule=None,
+            reasons=(
+                "Celery's crontab fires only on days matching both day-of-month "
+                f"('{day_of_month}') and day-of-week ('{day_of_week}'), but cron and croniter "
+                f"fire '{trigger.source}' when either matches.",
+            ),
+        )
+    if differences:
+        fields = ", ".join(differences)
+        return Fit(
+            schedule=None,
+            reasons=(f"Celery's crontab reads '{trigger.source}' differently (fields: {fields}).",),
+        )
+    cron = celery_fields(trigger.expr).as_cron()
+    notes: tuple[str, ...] = ()
+    reading = croniter_reading(trigger.expr)
+    shifted = sorted(
+        (hour, minute)
+        for hour, minute in clock_changes(timezone)
+        if hour in reading.hours and minute in reading.minutes
+    )
+    if shifted:
+        first = "{:02d}:{:02d}".format(*shifted[0])
+        notes = (
+            f"On the days {timezone} changes its clocks, runs at local times that are skipped "
+            f"or repeated (such as {first}) follow Celery's rule, not croniter's: Celery runs a "
+            "skipped time late by the size of the change and a repeated time once, where "
+            "croniter runs it at the end of the gap and twice.",
+        )
+    return Fit(schedule=EngineSchedule(kind="cron", cron=cron, timezone=timezone), reasons=notes)
+
+
+def _day_fields(expr: str) -> tuple[str, str]:
+    fields = expr.split(" ")
+    return fields[2], fields[4]
