@@ -237,15 +237,7 @@ def restore_backup(path: Path | str, database_name: str, alias: str = "default")
     return restored
 
 
-@shared_task(
-    name="tasks.backup.backup_database",
-    autoretry_for=(BackupFailed,),
-    retry_backoff=60,
-    retry_backoff_max=900,
-    max_retries=3,
-    soft_time_limit=15 * 60,
-    time_limit=16 * 60,
-)
+@shared_task(name="tasks.backup.backup_database")
 def backup_database(kind: str = "hourly", database: str = "default") -> dict[str, object]:
     """Celery entry point of the hourly and daily backup jobs (see ``make_backup``)."""
     return make_backup(kind=kind, database=database)

@@ -31,7 +31,7 @@ def clear() -> dict[str, object]:
     return outcome
 
 
-@shared_task(name="tasks.cache.clear_caches", soft_time_limit=60, time_limit=90)
+@shared_task(name="tasks.cache.clear_caches")
 def clear_caches() -> dict[str, object]:
     """The daily cache cleanup job."""
     return clear()

@@ -96,7 +96,7 @@ def ingest(root: Path | None = None, repo: str | None = None, batch: int = 2000)
     return outcome
 
 
-@shared_task(name="tasks.code_ingest.ingest_code", soft_time_limit=1800, time_limit=1900)
+@shared_task(name="tasks.code_ingest.ingest_code")
 def ingest_code(
     root: str | None = None, repo: str | None = None, embed: bool = True
 ) -> dict[str, object]:

@@ -121,13 +121,13 @@ def simulate() -> dict[str, int]:
     return outcome
 
 
-@shared_task(name="tasks.demo.seed_demo_data", soft_time_limit=600, time_limit=660)
+@shared_task(name="tasks.demo.seed_demo_data")
 def seed_demo_data() -> dict[str, object]:
     """Start-up: seed the demo data (idempotent)."""
     return seed()
 
 
-@shared_task(name="tasks.demo.simulate_activity", soft_time_limit=60, time_limit=90)
+@shared_task(name="tasks.demo.simulate_activity")
 def simulate_activity() -> dict[str, int]:
     """Every few minutes: the demo agents finish work and new work arrives."""
     return simulate()

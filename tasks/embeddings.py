@@ -108,13 +108,13 @@ def embed_table(
     return outcome
 
 
-@shared_task(name="tasks.embeddings.embed_code_chunks", soft_time_limit=3600, time_limit=3700)
+@shared_task(name="tasks.embeddings.embed_code_chunks")
 def embed_code_chunks(limit: int | None = None) -> dict[str, object]:
     """Embed the code chunks that need it (after code ingest)."""
     return embed_table("code_chunks", limit=limit)
 
 
-@shared_task(name="tasks.embeddings.embed_templates", soft_time_limit=1800, time_limit=1900)
+@shared_task(name="tasks.embeddings.embed_templates")
 def embed_templates(limit: int | None = None) -> dict[str, object]:
     """The weekly "template embed" job: regenerate template embeddings that are missing/stale."""
     return embed_table("templates", limit=limit)

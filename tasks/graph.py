@@ -133,7 +133,7 @@ def populate(repo: str | None = None) -> dict[str, int]:
     return outcome
 
 
-@shared_task(name="tasks.graph.populate_graph", soft_time_limit=900, time_limit=960)
+@shared_task(name="tasks.graph.populate_graph")
 def populate_graph(repo: str | None = None) -> dict[str, int]:
     """Start-up and weekly graph populate from the ingested code."""
     return populate(repo)

@@ -167,7 +167,7 @@ def sync(repo: str | None = None) -> dict[str, object]:
     return {"digest": digest, "stored": stored, "analysis": analysis}
 
 
-@shared_task(name="tasks.registry_sync.sync_registry", soft_time_limit=900, time_limit=960)
+@shared_task(name="tasks.registry_sync.sync_registry")
 def sync_registry(repo: str | None = None) -> dict[str, object]:
     """The daily registry sync job."""
     return sync(repo)

@@ -141,25 +141,25 @@ def setup_rag() -> dict[str, object]:
     return outcome
 
 
-@shared_task(name="tasks.startup.knowledge_migration", soft_time_limit=300, time_limit=360)
+@shared_task(name="tasks.startup.knowledge_migration")
 def knowledge_migration() -> dict[str, int]:
     """Start-up: load JSON knowledge artifacts into the database."""
     return migrate_knowledge()
 
 
-@shared_task(name="tasks.startup.templates_data_load", soft_time_limit=300, time_limit=360)
+@shared_task(name="tasks.startup.templates_data_load")
 def templates_data_load() -> dict[str, int]:
     """Start-up: sync the templates directory into the database."""
     return templates.sync_directory()
 
 
-@shared_task(name="tasks.startup.planning_seed", soft_time_limit=120, time_limit=180)
+@shared_task(name="tasks.startup.planning_seed")
 def planning_seed() -> dict[str, int]:
     """Start-up: install the initial work plan."""
     return seed_plan()
 
 
-@shared_task(name="tasks.startup.rag_setup", soft_time_limit=3600, time_limit=3700)
+@shared_task(name="tasks.startup.rag_setup")
 def rag_setup() -> dict[str, object]:
     """Start-up: full retrieval initialisation (each step skips what is already done)."""
     return setup_rag()

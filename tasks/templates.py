@@ -83,7 +83,7 @@ def sync_directory(directory: Path | None = None) -> dict[str, int]:
     return outcome
 
 
-@shared_task(name="tasks.templates.sync_templates", soft_time_limit=300, time_limit=360)
+@shared_task(name="tasks.templates.sync_templates")
 def sync_templates(directory: str | None = None) -> dict[str, int]:
     """Daily template sync and the start-up "templates data load" (idempotent by hash)."""
     return sync_directory(Path(directory) if directory else None)
