@@ -83,7 +83,7 @@ class HistoryCollector:
             if success_at is not None:
                 latest[(job, engine)] = max(float(success_at), latest.get((job, engine), 0.0))
         for (job, engine), (count, total) in sorted(sums.items()):
-            durations.add_metric([job, engine], count_value=count, sum_value=total)
+            durations.add_metric([job, engine], count_value=int(count), sum_value=total)
         for (job, engine), when in sorted(latest.items()):
             last_success.add_metric([job, engine], when)
         yield runs

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -125,7 +125,7 @@ def _cron_instants(
     return tuple(found)
 
 
-def _scheduled_runs(names: Sequence[str], since: datetime):  # type: ignore[no-untyped-def]
+def _scheduled_runs(names: Sequence[str], since: datetime) -> QuerySet[JobRun]:
     """First attempts of scheduled (not run-now) runs, by their slot time."""
     return JobRun.objects.filter(
         job__in=names, attempt=1, delivery=1, manual=False, scheduled_for__gte=since - EARLY

@@ -37,7 +37,7 @@ class ManagedJob(models.Model):
         ordering = ("name",)
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(engine__in=[choice.value for choice in Engine]),
+                condition=models.Q(engine__in=Engine.values),
                 name="managed_job_engine_known",
             ),
             models.UniqueConstraint(fields=("engine", "engine_id"), name="managed_job_engine_id"),
@@ -138,11 +138,11 @@ class JobRun(models.Model):
                 name="job_run_once",
             ),
             models.CheckConstraint(
-                condition=models.Q(engine__in=[choice.value for choice in Engine]),
+                condition=models.Q(engine__in=Engine.values),
                 name="job_run_engine_known",
             ),
             models.CheckConstraint(
-                condition=models.Q(status__in=[choice.value for choice in RunStatus]),
+                condition=models.Q(status__in=RunStatus.values),
                 name="job_run_status_known",
             ),
             models.CheckConstraint(condition=models.Q(attempt__gte=1), name="job_run_attempt"),

@@ -8,6 +8,7 @@ the manifest: the registry keeps each job's applied definition. Pausing is opera
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,7 +70,7 @@ def run_now(name: str) -> str:
     return run_id
 
 
-def trigger_of(definition: dict[str, object]) -> Trigger:
+def trigger_of(definition: Mapping[str, object]) -> Trigger:
     """The trigger of a canonical definition (``specs.to_dict``)."""
     trigger = definition["trigger"]
     assert isinstance(trigger, dict)
@@ -107,7 +108,7 @@ class JobRow:
         }
 
 
-def describe_trigger(definition: dict[str, object]) -> str:
+def describe_trigger(definition: Mapping[str, object]) -> str:
     trigger = definition["trigger"]
     assert isinstance(trigger, dict)
     kind = trigger["kind"]

@@ -113,7 +113,7 @@ class Plan:
         return [change for change in self.changes if change.action in actions]
 
     def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(ACTIONS, 0)
+        counts: dict[str, int] = dict.fromkeys(ACTIONS, 0)
         for change in self.changes:
             counts[change.action] += 1
         counts["unmanaged"] = len(self.unmanaged)

@@ -72,14 +72,14 @@ def _spans(lines: list[str], max_lines: int) -> list[tuple[int, int, str | None]
     previous_end = 0
     for node in tree.body:
         is_definition = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-        if is_definition:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             # The comments and blank lines right above a definition belong to it.
             while first - 1 > previous_end and (
                 not lines[first - 2].strip() or lines[first - 2].lstrip().startswith("#")
             ):
                 first -= 1
-            starts.append((first, node.name))  # type: ignore[union-attr]
+            starts.append((first, node.name))
         elif previous_was_definition:
             starts.append((node.lineno, None))
         previous_was_definition = is_definition

@@ -14,13 +14,14 @@ import logging
 
 from celery import shared_task
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from tasks import code_ingest, registry_sync
 
 logger = logging.getLogger(__name__)
 
 #: (name, role, capabilities, max_concurrent)
-AGENTS = (
+AGENTS: tuple[tuple[str, str, list[str], int], ...] = (
     ("atlas", "database engineer", ["sql", "ops"], 3),
     ("beacon", "python engineer", ["python", "error-handling"], 3),
     ("cipher", "security reviewer", ["security", "error-handling"], 2),
@@ -32,8 +33,8 @@ CAPABILITIES = ("sql", "python", "documentation", "error-handling", "security", 
 BACKLOG = 24
 
 
-def _add_tasks(cursor: object, count: int, offset: int) -> None:
-    cursor.execute(  # type: ignore[attr-defined]
+def _add_tasks(cursor: CursorWrapper, count: int, offset: int) -> None:
+    cursor.execute(
         "INSERT INTO platform.agent_tasks (title, required_capability, priority, source) "
         "SELECT 'demo task ' || g, (%s::text[])[1 + g %% %s], g %% 10, 'demo' "
         "FROM generate_series(%s, %s) g",

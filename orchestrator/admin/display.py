@@ -54,6 +54,11 @@ def seconds(value: timedelta | float | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def _duration(run: Mapping[str, object]) -> timedelta | float | None:
+    value = run.get("duration")
+    return value if isinstance(value, timedelta | float | int) else None
+
+
 def duration_text(value: timedelta | float | None) -> str:
     total = seconds(value)
     if total is None:
@@ -101,7 +106,7 @@ def run_chart(
     """
     if not runs:
         return format_html("<p>{}</p>", "No runs recorded yet.")
-    values = [seconds(run.get("duration")) or 0.0 for run in runs]  # type: ignore[arg-type]
+    values = [seconds(_duration(run)) or 0.0 for run in runs]
     top = max(values) or 1.0
     slot = min(width / len(runs), 24.0)
     bar = max(slot - 2, 1)
@@ -115,8 +120,7 @@ def run_chart(
                 f"{bar:.1f}",
                 f"{tall:.1f}",
                 STATUS_COLOURS.get(str(run.get("status")), "#444"),
-                f"{run.get('label', '')}: {run.get('status')}, "
-                f"{duration_text(run.get('duration'))}",  # type: ignore[arg-type]
+                f"{run.get('label', '')}: {run.get('status')}, {duration_text(_duration(run))}",
             )
         )
     bars = format_html_join(

@@ -27,7 +27,7 @@ class CappedPaginator(Paginator):
     """Counts at most ``COUNT_CAP + 1`` rows (``SELECT count(*) FROM (... LIMIT n)``)."""
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
+    def count(self) -> int:
         return self.object_list[: COUNT_CAP + 1].count()
 
 

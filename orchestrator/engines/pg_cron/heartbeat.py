@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from croniter import croniter
 from django.db import DatabaseError, connection
@@ -89,6 +89,7 @@ def last_due(now: datetime) -> datetime | None:
 
 def _previous(trigger: Cron | Every, zone_name: str, before: datetime) -> datetime | None:
     """The schedule's last instant at or before ``before``, by croniter like every schedule."""
+    tz: tzinfo
     if isinstance(trigger, Every):
         expr, tz = every_as_cron(trigger.seconds), UTC
     else:
