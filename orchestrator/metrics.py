@@ -38,7 +38,6 @@ from prometheus_client.core import (
 
 from orchestrator import missed
 from orchestrator.engines import backends
-from orchestrator.errors import OrchestratorError
 from orchestrator.models import ManagedJob
 
 logger = logging.getLogger(__name__)
@@ -90,7 +89,8 @@ class HistoryCollector:
         yield durations
         yield last_success
         yield from self._jobs()
-        yield self._queues()
+        for backend in backends().values():
+            yield from backend.metric_families()
         yield from self._scheduler()
 
     def _jobs(self) -> Iterator[Metric]:
@@ -120,26 +120,6 @@ class HistoryCollector:
         for name, found in sorted(missed.missed_counts(jobs).items()):
             missed_runs.add_metric([name, engines[name]], found.missed)
         yield missed_runs
-
-    def _queues(self) -> Metric:
-        depth = GaugeMetricFamily(
-            "orchestrator_queue_depth", "Messages waiting in each Celery queue", labels=["queue"]
-        )
-        from orchestrator.engines.celery.fleet import Fleet
-        from project.celery import app  # the application wing's Celery app
-
-        names = {str(app.conf.task_default_queue)}
-        for queue in ManagedJob.objects.values_list("definition__queue", flat=True).distinct():
-            if isinstance(queue, str) and queue:
-                names.add(queue)
-        try:
-            depths = Fleet(app).queue_depths(names)
-        except OrchestratorError as error:
-            logger.warning("queue depths unavailable", extra={"error": str(error)})
-            return depth
-        for queue in depths["queues"]:
-            depth.add_metric([queue["name"]], queue["depth"])
-        return depth
 
     def _scheduler(self) -> Iterator[Metric]:
         healths = [backend.health() for backend in backends().values()]

@@ -11,9 +11,11 @@ from what we would write" means someone edited the job outside the manifest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from prometheus_client.metrics_core import Metric
 
 from orchestrator.schedules import EngineSchedule
 from orchestrator.specs import JobSpec, to_dict
@@ -129,6 +131,20 @@ class Backend(Protocol):
 
     def health(self) -> Health:
         """Whether the engine's scheduler runs what is due, read now."""
+        ...
+
+    def ensure_ready(self) -> str:
+        """Check (and where it is ours to do, set up) what the engine needs before migrations:
+        a line saying what was found; raises ``ServiceError`` saying how to fix what is not."""
+        ...
+
+    def import_runs(self) -> int:
+        """Bring the engine's finished runs into the run history now; how many were added
+        (engines that record runs as they happen add none)."""
+        ...
+
+    def metric_families(self) -> Iterable[Metric]:
+        """The engine's own Prometheus series (queue depths, ...), read at scrape time."""
         ...
 
     def live(self) -> dict[str, LiveJob]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -66,21 +64,6 @@ def test_hashing__similar_code_is_closer_than_unrelated_code() -> None:
     assert cosine(backup, restore) > 0.3
     assert cosine(backup, restore) > cosine(backup, poem) + 0.2
     assert cosine(backup, backup) == pytest.approx(1.0)
-
-
-def test_hashing__embeds_at_least_2000_chunks_per_second() -> None:
-    """The default embedder keeps up with the target on realistic 40-line chunks."""
-    source = Path(embedders.__file__).read_text(encoding="utf-8").splitlines()
-    chunks = [
-        "\n".join(source[start : start + 40]) + f"\n# chunk {index}"
-        for index, start in enumerate(range(0, len(source), 20))
-    ]
-    chunks = (chunks * (3000 // len(chunks) + 1))[:3000]
-    embedder = HashingEmbedder(256)
-    started = time.perf_counter()
-    embedder.embed(chunks)
-    rate = len(chunks) / (time.perf_counter() - started)
-    assert rate >= 2000, f"{rate:.0f} chunks/s"
 
 
 def test_get_embedder__setting_chooses_and_unknown_is_refused(settings: object) -> None:

@@ -73,6 +73,15 @@ class FakeEngine:
             engine=self.engine, label=self.label, state="running", healthy=True, detail=""
         )
 
+    def ensure_ready(self) -> str:
+        return f"{self.label} is ready"
+
+    def import_runs(self) -> int:
+        return 0
+
+    def metric_families(self) -> tuple[()]:
+        return ()
+
     def live(self) -> dict[str, LiveJob]:
         return dict(self.jobs)
 

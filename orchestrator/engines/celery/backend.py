@@ -28,6 +28,7 @@ from django_celery_beat.models import (
     PeriodicTask,
     PeriodicTasks,
 )
+from prometheus_client.metrics_core import Metric
 
 from orchestrator.engines.base import (
     STARTUP_PREFIX,
@@ -38,8 +39,10 @@ from orchestrator.engines.base import (
     run_payload,
 )
 from orchestrator.engines.celery.beat import lock_key
+from orchestrator.engines.celery.broker import check_broker
 from orchestrator.engines.celery.delivery import check_fits
 from orchestrator.engines.celery.fit import CeleryFit
+from orchestrator.engines.celery.metrics import queue_depths
 from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.specs import JobSpec, body_to_dict
 
@@ -93,6 +96,18 @@ class CeleryBeatBackend:
 
     engine = "celery"
     label = "Celery"
+
+    # ------------------------------------------------------------------ operating
+    def ensure_ready(self) -> str:
+        check_broker()
+        return "Redis answers"
+
+    def import_runs(self) -> int:
+        """Celery's runs are recorded from its signals as they happen: nothing to import."""
+        return 0
+
+    def metric_families(self) -> Iterable[Metric]:
+        return (queue_depths(),)
 
     # ------------------------------------------------------------------ judging
     def capabilities(self, needs: Needs) -> None:

@@ -9,16 +9,18 @@ data, never SQL. All of it runs in the caller's transaction, beside the Celery b
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from celery import current_app
 from django.conf import settings
 from django.db import connection
+from prometheus_client.metrics_core import Metric
 
 from orchestrator.engines.base import Desired, Health, LiveJob, Needs
 from orchestrator.engines.pg_cron import heartbeat
 from orchestrator.engines.pg_cron.capabilities import Capabilities, read_capabilities
 from orchestrator.engines.pg_cron.fit import PgCronFit
+from orchestrator.engines.pg_cron.preflight import ensure_pg_cron
 from orchestrator.engines.pg_cron.queries import query
 from orchestrator.specs import JobSpec, SqlBody
 
@@ -66,6 +68,21 @@ class PgCronBackend:
                 "due_at": state.due_at,
             },
         )
+
+    def ensure_ready(self) -> str:
+        return f"pg_cron {ensure_pg_cron()} is installed"
+
+    def import_runs(self) -> int:
+        """Copy finished runs from ``cron.job_run_details`` (the upkeep job does it each minute;
+        this is for a reader that wants them now). Idempotent by the importer's watermark."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT orchestrator_import_cron_runs()")
+            row = cursor.fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def metric_families(self) -> Iterable[Metric]:
+        """pg_cron's runs are in the shared run history; it has no series of its own."""
+        return ()
 
     # ------------------------------------------------------------------ reading
     def live(self) -> dict[str, LiveJob]:

@@ -18,8 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import OperationalError, connection
 
-from orchestrator.engines.celery.broker import check_broker
-from orchestrator.engines.pg_cron.preflight import ensure_pg_cron
+from orchestrator.engines import backends
 from orchestrator.errors import OrchestratorError, ServiceError
 from project import environment as env
 
@@ -36,10 +35,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             self._database()
-            version = ensure_pg_cron()
-            self.stdout.write(f"pg_cron {version} is installed")
-            check_broker()
-            self.stdout.write("Redis answers")
+            for backend in backends().values():
+                self.stdout.write(backend.ensure_ready())
             call_command("migrate", interactive=False, verbosity=0)
             self.stdout.write("migrations applied")
             if not options["no_admin"]:
