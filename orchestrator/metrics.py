@@ -9,8 +9,10 @@ priority lists).
 - ``orchestrator_job_run_duration_seconds{job,engine}``: a summary (``_sum``/``_count``) of
   finished runs' durations;
 - ``orchestrator_job_last_success_timestamp_seconds{job,engine}``;
-- ``orchestrator_job_missed_runs{job,engine}``: missed in the last 24 h (``missed_counts``);
-- ``orchestrator_jobs{engine,state}``; ``orchestrator_queue_depth{queue}``;
+- ``orchestrator_job_missed_runs{job,engine,window="24h"}``: missed in the window, the number
+  every view shows (``orchestrator.status``, ``orchestrator.missed``);
+- ``orchestrator_jobs{engine,state}``: jobs by their live state (``orchestrator.status``);
+- ``orchestrator_queue_depth{queue}``;
 - ``orchestrator_scheduler_up{engine}`` (1 when the engine's scheduler runs what is due: pg_cron
   running or idle, a Celery beat leader present) with ``orchestrator_scheduler_info{engine,state}``,
   read through each backend's ``health()``; ``orchestrator_pg_cron_scheduler_up`` is kept.
@@ -38,7 +40,7 @@ from prometheus_client.core import (
 
 from orchestrator import missed
 from orchestrator.engines import backends
-from orchestrator.models import ManagedJob
+from orchestrator.status import job_statuses
 
 logger = logging.getLogger(__name__)
 
@@ -94,31 +96,27 @@ class HistoryCollector:
         yield from self._scheduler()
 
     def _jobs(self) -> Iterator[Metric]:
-        jobs = list(ManagedJob.objects.only("name", "engine", "definition", "paused", "applied_at"))
+        statuses = job_statuses()
         states = GaugeMetricFamily(
-            "orchestrator_jobs", "Managed jobs by engine and state", labels=["engine", "state"]
+            "orchestrator_jobs", "Managed jobs by engine and live state", labels=["engine", "state"]
         )
         counted: dict[tuple[str, str], int] = {}
-        for job in jobs:
-            state = (
-                "disabled"
-                if not job.definition.get("enabled", True)
-                else "paused"
-                if job.paused
-                else "active"
-            )
-            counted[(job.engine, state)] = counted.get((job.engine, state), 0) + 1
+        for found in statuses:
+            key = (found.job.engine, found.state.value)
+            counted[key] = counted.get(key, 0) + 1
         for (engine, state), count in sorted(counted.items()):
             states.add_metric([engine, state], count)
         yield states
         missed_runs = GaugeMetricFamily(
             "orchestrator_job_missed_runs",
-            "Scheduled runs missed in the last 24 hours",
-            labels=["job", "engine"],
+            f"Scheduled runs missed in the last {missed.WINDOW_LABEL} (window label)",
+            labels=["job", "engine", "window"],
         )
-        engines = {job.name: job.engine for job in jobs}
-        for name, found in sorted(missed.missed_counts(jobs).items()):
-            missed_runs.add_metric([name, engines[name]], found.missed)
+        for found in sorted(statuses, key=lambda s: s.name):
+            if found.missed is not None:
+                missed_runs.add_metric(
+                    [found.name, found.job.engine, missed.WINDOW_LABEL], found.missed_count
+                )
         yield missed_runs
 
     def _scheduler(self) -> Iterator[Metric]:

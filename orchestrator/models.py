@@ -31,6 +31,16 @@ class ManagedJob(models.Model):
         default=False, help_text="paused from the admin or CLI; survives every apply"
     )
     applied_at = models.DateTimeField()
+    resumed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when an operator last resumed the job; missed runs count from then",
+    )
+    orphaned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="when an apply found it no longer in the manifest (kept without --prune)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,8 +17,9 @@ from orchestrator.engines import backends
 from orchestrator.engines.base import payload_from_definition
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import ManagedJob
-from orchestrator.schedules import format_every, next_runs, parse_at, parse_schedule
-from orchestrator.specs import Startup, Trigger
+from orchestrator.schedules import format_every
+from orchestrator.specs import Trigger
+from orchestrator.stored import trigger_from
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +54,11 @@ def set_paused(name: str, paused: bool) -> ManagedJob:
             )
         backends()[row.engine].set_active(row.engine_id, not paused)
         row.paused = paused
-        row.save(update_fields=["paused"])
+        fields = ["paused"]
+        if not paused:
+            row.resumed_at = timezone.now()
+            fields.append("resumed_at")
+        row.save(update_fields=fields)
     logger.info("job %s", "paused" if paused else "resumed", extra={"job": name})
     return row
 
@@ -72,40 +75,7 @@ def run_now(name: str) -> str:
 
 def trigger_of(definition: Mapping[str, object]) -> Trigger:
     """The trigger of a canonical definition (``specs.to_dict``)."""
-    trigger = definition["trigger"]
-    assert isinstance(trigger, dict)
-    kind = trigger["kind"]
-    if kind == "cron":
-        return parse_schedule(str(trigger["expr"]))
-    if kind == "every":
-        return parse_schedule(f"every {trigger['seconds']}s")
-    if kind == "at":
-        return parse_at(str(trigger["when"]))
-    return Startup()
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class JobRow:
-    name: str
-    engine: str
-    engine_id: str
-    schedule: str
-    timezone: str
-    state: str
-    next_run: datetime | None
-    description: str
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "engine": self.engine,
-            "engine_id": self.engine_id,
-            "schedule": self.schedule,
-            "timezone": self.timezone,
-            "state": self.state,
-            "next_run": None if self.next_run is None else self.next_run.isoformat(),
-            "description": self.description,
-        }
+    return trigger_from(definition)
 
 
 def describe_trigger(definition: Mapping[str, object]) -> str:
@@ -119,31 +89,3 @@ def describe_trigger(definition: Mapping[str, object]) -> str:
     if kind == "at":
         return f"at {trigger['when']}"
     return "on startup"
-
-
-def job_rows() -> list[JobRow]:
-    now = timezone.now()
-    rows = []
-    for row in ManagedJob.objects.order_by("name"):
-        definition = row.definition
-        zone = str(definition.get("timezone") or "UTC")
-        upcoming = next_runs(trigger_of(definition), zone, 1, now)
-        if not definition.get("enabled", True):
-            state = "disabled"
-        elif row.paused:
-            state = "paused"
-        else:
-            state = "active"
-        rows.append(
-            JobRow(
-                name=row.name,
-                engine=row.engine,
-                engine_id=row.engine_id,
-                schedule=describe_trigger(definition),
-                timezone=zone,
-                state=state,
-                next_run=upcoming[0] if upcoming and state == "active" else None,
-                description=str(definition.get("description") or ""),
-            )
-        )
-    return rows

@@ -63,6 +63,8 @@ class Applied:
     definition: Mapping[str, object] = field(default_factory=dict)
     enabled: bool = True
     paused: bool = False
+    #: expired, retired (max_runs) or done (one-time, fired): its engine job stays disabled
+    ended: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -82,19 +84,20 @@ class Change:
         return Desired(
             spec=self.placed.spec,
             schedule=self.placed.schedule,
-            active=self.placed.spec.enabled and not self.paused,
+            active=self.placed.spec.enabled and not self.paused and not self.ended,
         )
 
     @property
     def paused(self) -> bool:
-        """Paused by an operator: in the registry, or found disabled in its engine although the
-        applied definition enables it (someone paused it in the engine's own admin). Pausing is
-        operational state, so it is kept, never reported as drift."""
-        if self.applied is None:
-            return False
-        if self.applied.paused:
-            return True
-        return bool(self.live is not None and not self.live.active and self.applied.enabled)
+        """Paused by an operator through the orchestrator (the registry's flag). A pause state
+        changed in an engine's own tools is drift, which apply restores (``orchestrator.status``
+        says why it is not adopted)."""
+        return self.applied is not None and self.applied.paused
+
+    @property
+    def ended(self) -> bool:
+        """The job ended (``Applied.ended``) and its definition is unchanged: keep it off."""
+        return self.applied is not None and self.applied.ended and self.action != "update"
 
     @property
     def moves(self) -> bool:
@@ -229,6 +232,10 @@ def _change(
         diff = {"exists": {"from": False, "to": True}}
     else:
         diff = field_diff(existing.state, rendered)
+        # Paused or resumed outside the orchestrator. An ended job's flag is the engine's own
+        # business: beat disables an expired or fired one-off task, the runner a retired one.
+        if existing.active != desired.active and not change.ended:
+            diff["active"] = {"from": existing.active, "to": desired.active}
     if not diff:
         return change
     return Change(

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
+from orchestrator import status
 from orchestrator.engines import backends as configured_backends
 from orchestrator.engines.base import Backend, Desired, LiveJob
 from orchestrator.models import ManagedJob
@@ -81,7 +82,11 @@ def registry(hashes: Mapping[str, tuple[str, str]]) -> dict[str, Applied]:
 def _plan_now(placed: Sequence[Placed], backends: Mapping[str, Backend]) -> Plan:
     hashes = {job.spec.name: spec_hash(job.spec) for job in placed}
     wanted = {job.spec.name: (job.engine, hashes[job.spec.name]) for job in placed}
-    return make_plan(placed, registry(wanted), live_jobs(backends), backends, hashes)
+    live = live_jobs(backends)
+    applied = registry(wanted)
+    for name in status.ended_jobs(live) & applied.keys():
+        applied[name] = replace(applied[name], ended=True)
+    return make_plan(placed, applied, live, backends, hashes)
 
 
 def live_jobs(backends: Mapping[str, Backend]) -> dict[str, dict[str, LiveJob]]:
@@ -138,6 +143,7 @@ def _execute(plan: Plan, prune: bool, progress: Progress, backends: Mapping[str,
         backends[engine].delete(ids)
         progress(f"removing from {engine}", len(ids), len(ids))
     ManagedJob.objects.filter(name__in=forget).delete()
+    _mark_orphans(plan, now)
 
     rows: dict[str, ManagedJob] = {
         row.name: row
@@ -172,6 +178,21 @@ def _execute(plan: Plan, prune: bool, progress: Progress, backends: Mapping[str,
     )
     for backend in backends.values():
         backend.finish()
+
+
+def _mark_orphans(plan: Plan, now: object) -> None:
+    """Remember which applied jobs the manifest no longer has (kept without ``--prune``), and
+    forget it for those it has again: the status model shows them as ``orphaned``."""
+    gone = [c.name for c in plan.changes if c.action == "delete"]
+    ManagedJob.objects.filter(name__in=gone, orphaned_at__isnull=True).update(orphaned_at=now)
+    ManagedJob.objects.exclude(name__in=gone).filter(orphaned_at__isnull=False).update(
+        orphaned_at=None
+    )
+
+
+def has_orphans() -> bool:
+    """Whether some applied job is marked as gone from the manifest (see ``_mark_orphans``)."""
+    return ManagedJob.objects.filter(orphaned_at__isnull=False).exists()
 
 
 def _desired(change: Change) -> Desired:

@@ -6,8 +6,9 @@ owns operational state: pause / resume (``orchestrator.pause_job``) and run now
 answer 403 without the permission, and as changelist actions gated the same way.
 
 The list costs a fixed number of queries per page whatever its length: the last run comes from
-correlated subqueries on the ``(job, started)`` index, missed counts from one grouped query
-for the page (``orchestrator.missed.missed_counts``), next runs from croniter in Python.
+correlated subqueries on the ``(job, started)`` index; state, next run and missed runs come
+from the status model (``orchestrator.status``: the engines' live rows, one history query for
+the page), the same answer ``jobs list`` and ``/metrics`` give.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from orchestrator import missed, operations
+from orchestrator import operations
 from orchestrator.admin import plan_views
 from orchestrator.admin.display import (
     duration_text,
@@ -40,7 +41,7 @@ from orchestrator.admin.display import (
 from orchestrator.engines import backends
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import JobRun, ManagedJob
-from orchestrator.schedules import next_runs
+from orchestrator.status import State, job_statuses
 from project.admin_base import ReadOnlyAdmin
 
 logger = logging.getLogger(__name__)
@@ -50,21 +51,21 @@ DETAIL_RUNS = 50
 
 
 class StateFilter(admin.SimpleListFilter):
+    """Filters on the live state (``orchestrator.status``), not on registry columns: the
+    engines decide whether a job is paused or drifting, so the filter asks them."""
+
     title = "state"
     parameter_name = "state"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("active", "active"), ("paused", "paused"), ("disabled", "disabled")]
+        return [(state.value, state.value) for state in State]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
-        if value == "disabled":
-            return queryset.filter(definition__enabled=False)
-        if value == "paused":
-            return queryset.filter(paused=True).exclude(definition__enabled=False)
-        if value == "active":
-            return queryset.filter(paused=False).exclude(definition__enabled=False)
-        return queryset
+        if not value:
+            return queryset
+        names = [s.name for s in job_statuses(queryset.model.objects.all()) if s.state == value]
+        return queryset.filter(name__in=names)
 
 
 class LastRunFilter(admin.SimpleListFilter):
@@ -150,11 +151,8 @@ class ManagedJobAdmin(ReadOnlyAdmin):
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)
         rows = list(changelist.result_list)
-        counts = missed.missed_counts(rows)
-        now = timezone.now()
-        for row in rows:
-            row.missed_runs = counts.get(row.name)
-            row.next_run = _next_run(row, now)
+        for row, found in zip(rows, job_statuses(rows), strict=True):
+            row.status = found
         changelist.result_list = rows
         return changelist
 
@@ -182,13 +180,18 @@ class ManagedJobAdmin(ReadOnlyAdmin):
         return str(obj.definition.get("timezone") or "UTC")
 
     @admin.display(description="state")
-    def state_col(self, obj: ManagedJob) -> str:
-        return _state(obj)
+    def state_col(self, obj: ManagedJob) -> Any:
+        found = getattr(obj, "status", None)
+        if found is None:
+            return "—"
+        return format_html(
+            '<span class="orch-state" title="{}">{}</span>', found.detail, found.state.value
+        )
 
     @admin.display(description="next run")
     def next_run_col(self, obj: ManagedJob) -> Any:
-        value = getattr(obj, "next_run", None)
-        return value if value is not None else "—"
+        found = getattr(obj, "status", None)
+        return found.next_run if found is not None and found.next_run is not None else "—"
 
     @admin.display(description="last run", ordering="last_started")
     def last_run_col(self, obj: ManagedJob) -> Any:
@@ -206,11 +209,11 @@ class ManagedJobAdmin(ReadOnlyAdmin):
 
     @admin.display(description="missed (24 h)")
     def missed_col(self, obj: ManagedJob) -> Any:
-        found = getattr(obj, "missed_runs", None)
-        if found is None:
+        found = getattr(obj, "status", None)
+        if found is None or found.missed is None:
             return "—"
-        if found.missed:
-            return format_html('<strong style="color:#dc3545">{}</strong>', found.missed)
+        if found.missed_count:
+            return format_html('<strong style="color:#dc3545">{}</strong>', found.missed_count)
         return 0
 
     # ------------------------------------------------------------------ actions
@@ -263,6 +266,7 @@ class ManagedJobAdmin(ReadOnlyAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
+        found = job_statuses([job])[0]
         runs = list(JobRun.objects.filter(job=job.name).order_by("-started", "-id")[:DETAIL_RUNS])
         chart = run_chart(
             [
@@ -280,7 +284,8 @@ class ManagedJobAdmin(ReadOnlyAdmin):
             "opts": self.opts,
             "title": job.name,
             "job": job,
-            "state": _state(job),
+            "state": found.state.value,
+            "status": found,
             "schedule": text,
             "schedule_words": words,
             "engine": engine_badge(job.engine),
@@ -288,8 +293,8 @@ class ManagedJobAdmin(ReadOnlyAdmin):
             "reasons": job.reasons,
             "runs": [(run, status_badge(run.status), duration_text(run.duration)) for run in runs],
             "chart": chart,
-            "missed": missed.missed_instants(job),
-            "next_run": _next_run(job, timezone.now()),
+            "missed": found.missed,
+            "next_run": found.next_run,
             "can_pause": self.has_pause_permission(request),
             "can_run": self.has_run_permission(request),
             "runs_url": reverse("admin:orchestrator_jobrun_changelist") + f"?job={job.name}",
@@ -349,17 +354,3 @@ def _post_only(request: HttpRequest) -> HttpResponse | None:
     """405 for anything but POST (controls change state; a GET must never)."""
     response = require_POST(lambda _request: None)(request)
     return response
-
-
-def _state(job: ManagedJob) -> str:
-    if not job.definition.get("enabled", True):
-        return "disabled"
-    return "paused" if job.paused else "active"
-
-
-def _next_run(job: ManagedJob, now: Any) -> Any:
-    if _state(job) != "active":
-        return None
-    zone = str(job.definition.get("timezone") or "UTC")
-    upcoming = next_runs(operations.trigger_of(job.definition), zone, 1, now)
-    return upcoming[0] if upcoming else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.cli import apply, control, explain, list_jobs, plan, validate
+from orchestrator.cli import apply, control, explain, history, list_jobs, plan, validate
 
 SUBCOMMANDS: tuple[Any, ...] = (
     validate,
@@ -17,6 +17,7 @@ SUBCOMMANDS: tuple[Any, ...] = (
     plan,
     apply,
     list_jobs,
+    history,
     control.pause,
     control.resume,
     control.run,

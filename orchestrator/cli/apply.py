@@ -34,7 +34,10 @@ def add_arguments(parser: CommandParser) -> None:
 def handle(command: BaseCommand, options: dict[str, Any]) -> int:
     placed = desired.place(desired.load(context.manifest_path(options)))
     preview = reconcile.plan(placed)
-    if not preview.pending(prune=options["prune"]):
+    # Jobs gone from the manifest (or back in it) are still applied: the registry records
+    # them as orphaned, or no longer, so only a plan with nothing at all to do stops here.
+    orphans = preview.of("delete") or reconcile.has_orphans()
+    if not preview.pending(prune=options["prune"]) and not orphans:
         write_plan(command, preview)
         return 0
     if not options["yes"]:

@@ -1,7 +1,11 @@
 """``jobs explain NAME``: where one job runs, why, and when it runs next.
 
 ``--format json`` prints exactly one object: ``{"name", "target", "reasons", "next_runs"}``,
-the run times as ISO 8601 with their UTC offset, in the job's time zone.
+the run times as ISO 8601 with their UTC offset, in the job's time zone. They are the instants
+the chosen engine will really use (``orchestrator.engine_times``: Celery's own crontab class for
+Celery jobs, pg_cron's reading in GMT for pg_cron jobs), so a daylight-saving day shows what
+will run, not what croniter would compute. The text form adds the job's live state when it
+has been applied (``orchestrator.status``).
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from orchestrator import desired
+from orchestrator import desired, engine_times
 from orchestrator.classifier import classify
 from orchestrator.cli import context
+from orchestrator.engines import backends
 from orchestrator.errors import ManifestInvalid, ServiceError
 from orchestrator.manifest_fields import suggest
-from orchestrator.schedules import ScheduleError, next_runs, parse_instant
+from orchestrator.schedules import ScheduleError, parse_instant
+from orchestrator.status import job_status
 
 NAME = "explain"
 HELP = "show which engine runs a job, why, and its next run times"
@@ -65,7 +71,9 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
         return 1
     except ManifestInvalid as invalid:
         return context.report_invalid(command, invalid, path)
-    runs = [run.isoformat() for run in next_runs(spec.trigger, spec.timezone, count, after)]
+    engine = backends()[placement.target]
+    upcoming = engine_times.next_runs(engine, spec.trigger, spec.timezone, count, after)
+    runs = [run.isoformat() for run in upcoming]
     if options["format"] == "json":
         document = {
             "name": spec.name,
@@ -80,6 +88,9 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
     command.stdout.write("  reasons:")
     for reason in placement.reasons:
         command.stdout.write(f"    - {reason}")
+    applied = job_status(spec.name)
+    if applied is not None:  # what the engine does now, as `jobs list` and the admin say it
+        command.stdout.write(f"  state: {applied.state.value} ({applied.detail})")
     if runs:
         command.stdout.write(f"  next runs ({spec.timezone}):")
         for run in runs:

@@ -11,14 +11,15 @@ from what we would write" means someone edited the job outside the manifest.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client.metrics_core import Metric
 
 from orchestrator.schedules import EngineSchedule
-from orchestrator.specs import JobSpec, to_dict
+from orchestrator.specs import JobSpec, Trigger, to_dict
 
 #: engine id prefix of ``on: startup`` jobs, which have no engine-side object: the hall runs
 #: them when workers start (``engines.celery.startup_hook``) through the backend's ``run_now``
@@ -44,6 +45,9 @@ class LiveJob:
     name: str
     active: bool
     state: Mapping[str, object] = field(default_factory=dict)
+    #: when the engine last started the job by its schedule, where the engine keeps it
+    #: (django-celery-beat's ``last_run_at``); not part of ``state``, which is compared for drift
+    last_run: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,21 @@ class Backend(Protocol):
 
     def live(self) -> dict[str, LiveJob]:
         """Every job the engine holds, keyed by name (unnamed ones by ``#<id>``)."""
+        ...
+
+    def runs(
+        self, trigger: Trigger, timezone: str, after: datetime, last_run: datetime | None = None
+    ) -> Iterator[datetime]:
+        """The instants after ``after`` at which this engine runs ``trigger`` (aware, UTC,
+        ascending; endless for a recurring trigger), by the engine's own reading of the
+        schedule, daylight-saving days included. ``last_run`` is the engine's last run of
+        the job, where known (an interval counts from it). ``explain --next``, the status
+        model and missed-run counting all ask this, never croniter."""
+        ...
+
+    def schedule_of(self, trigger: Trigger, timezone: str) -> EngineSchedule | None:
+        """The schedule this engine was given for ``trigger`` when the job was placed on it,
+        so a registry definition can be rendered and compared with the live job."""
         ...
 
     def problems(self, spec: JobSpec) -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ from orchestrator.engines.base import run_payload
 from orchestrator.engines.celery.history import on_prerun
 from orchestrator.engines.pg_cron import heartbeat
 from orchestrator.models import JobRun, ManagedJob
+from orchestrator.stored import StoredJob
 from tests.conftest import ROOT, WorkerProcess, service_env
 from tests.integration.reconcile_helpers import clear_engines, placed_from
 
@@ -204,12 +205,13 @@ def _managed(name: str, engine: str, expr: str, applied_ago: timedelta) -> Manag
 @pytest.mark.django_db
 def test_history__job_whose_runs_are_deleted_shows_missed_with_when() -> None:
     """Every-minute job applied 30 minutes ago with a run recorded at every expected instant
-    has nothing missed; deleting three runs flags exactly those three instants, in both the
-    exact (job page) and the counted (list, metrics) views. Run-nows do not fill a slot."""
-    job = _managed("missed-history", "celery", "* * * * *", timedelta(minutes=30))
+    has nothing missed; deleting three runs flags exactly those three instants. Run-nows do
+    not fill a slot; a job not meant to run (paused) owes nothing."""
+    job = StoredJob.of(_managed("missed-history", "celery", "* * * * *", timedelta(minutes=30)))
     now = timezone.now()
-    start, end = missed.window_of(job, now, missed.WINDOW)
-    instants = missed.expected_instants(missed.trigger_of(job.definition), "UTC", start, end)
+    owed = missed.owed_span(job, meant_to_run=True, now=now)
+    assert owed is not None
+    instants = missed.expected_instants("celery", job.trigger, "UTC", owed.start, owed.end)
     assert 25 <= len(instants) <= 30
     JobRun.objects.bulk_create(
         [
@@ -224,8 +226,7 @@ def test_history__job_whose_runs_are_deleted_shows_missed_with_when() -> None:
             for index, instant in enumerate(instants)
         ]
     )
-    assert missed.missed_instants(job, now).missed == 0
-    assert missed.missed_counts([job], now)[job.name].missed == 0
+    assert missed.missed_runs([owed])[job.name].missed == 0
 
     gone = [instants[3], instants[10], instants[-2]]
     JobRun.objects.filter(
@@ -235,14 +236,11 @@ def test_history__job_whose_runs_are_deleted_shows_missed_with_when() -> None:
         job=job.name, engine="celery", engine_run_id="manual", status="succeeded",
         manual=True, scheduled_for=gone[0] + timedelta(seconds=2),
     )  # fmt: skip
-    found = missed.missed_instants(job, now)
+    found = missed.missed_runs([owed])[job.name]
     assert found.missed == 3
     assert list(found.instants) == sorted(gone, reverse=True)
     assert found.last == gone[-1]
-    assert missed.missed_counts([job], now)[job.name].missed == 3
-
-    job.paused = True
-    assert missed.missed_instants(job, now).missed == 0  # a paused job owes nothing
+    assert missed.owed_span(job, meant_to_run=False, now=now) is None  # paused: owes nothing
 
 
 @pytest.mark.django_db

@@ -7,7 +7,8 @@ create/update/drift/delete, name clashes) with nothing but the protocol between 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 
 import pytest
 
@@ -25,7 +26,7 @@ from orchestrator.engines.base import (
 from orchestrator.errors import ManifestInvalid
 from orchestrator.plan import Applied, NameTaken, Placed, PlanRefused, make_plan
 from orchestrator.schedules import EngineSchedule
-from orchestrator.specs import JobSpec, SqlBody, spec_hash, to_dict
+from orchestrator.specs import JobSpec, SqlBody, Trigger, spec_hash, to_dict
 from tests.unit.conftest import one_job
 
 DAILY = EngineSchedule(kind="cron", cron="0 0 * * *")
@@ -81,6 +82,14 @@ class FakeEngine:
 
     def metric_families(self) -> tuple[()]:
         return ()
+
+    def runs(
+        self, trigger: Trigger, timezone: str, after: datetime, last_run: datetime | None = None
+    ) -> Iterator[datetime]:
+        return iter(())
+
+    def schedule_of(self, trigger: Trigger, timezone: str) -> EngineSchedule | None:
+        return DAILY
 
     def live(self) -> dict[str, LiveJob]:
         return dict(self.jobs)

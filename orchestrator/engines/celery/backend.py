@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from celery import current_app
@@ -38,13 +38,15 @@ from orchestrator.engines.base import (
     Needs,
     run_payload,
 )
+from orchestrator.engines.celery import clock
 from orchestrator.engines.celery.beat import lock_key
 from orchestrator.engines.celery.broker import check_broker
 from orchestrator.engines.celery.delivery import check_fits
 from orchestrator.engines.celery.fit import CeleryFit
 from orchestrator.engines.celery.metrics import queue_depths
 from orchestrator.engines.celery.runner import RUNNER_TASK
-from orchestrator.specs import JobSpec, body_to_dict
+from orchestrator.schedules import EngineSchedule
+from orchestrator.specs import JobSpec, Trigger, body_to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +154,14 @@ class CeleryBeatBackend:
         self._changed = False
 
     # ------------------------------------------------------------------ reading
+    def runs(
+        self, trigger: Trigger, timezone: str, after: datetime, last_run: datetime | None = None
+    ) -> Iterator[datetime]:
+        return clock.runs(trigger, timezone, after, last_run)
+
+    def schedule_of(self, trigger: Trigger, timezone: str) -> EngineSchedule | None:
+        return clock.schedule_of(trigger, timezone)
+
     def live(self) -> dict[str, LiveJob]:
         tasks = PeriodicTask.objects.select_related("crontab", "interval", "clocked", "solar")
         return {
@@ -161,6 +171,7 @@ class CeleryBeatBackend:
                 name=task.name,
                 active=task.enabled,
                 state=self._state(task),
+                last_run=task.last_run_at,
             )
             for task in tasks
         }

@@ -147,8 +147,8 @@ def runs_so_far(name: str, current: str | None) -> int:
 
 
 def retire(name: str) -> None:
-    """Disable the job's periodic task: it has run ``max_runs`` times. Plans and the admin
-    then show it as paused by an operator, never as drift."""
+    """Disable the job's periodic task: it has run ``max_runs`` times. Every view then shows
+    it as ``retired`` (``orchestrator.status``), and plans leave it off, never as drift."""
     from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
     if PeriodicTask.objects.filter(name=name, enabled=True).update(enabled=False):

@@ -9,7 +9,8 @@ data, never SQL. All of it runs in the caller's transaction, beside the Celery b
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 
 from celery import current_app
 from django.conf import settings
@@ -17,12 +18,13 @@ from django.db import connection
 from prometheus_client.metrics_core import Metric
 
 from orchestrator.engines.base import Desired, Health, LiveJob, Needs
-from orchestrator.engines.pg_cron import heartbeat
+from orchestrator.engines.pg_cron import clock, heartbeat
 from orchestrator.engines.pg_cron.capabilities import Capabilities, read_capabilities
 from orchestrator.engines.pg_cron.fit import PgCronFit
 from orchestrator.engines.pg_cron.preflight import ensure_pg_cron
 from orchestrator.engines.pg_cron.queries import query
-from orchestrator.specs import JobSpec, SqlBody
+from orchestrator.schedules import EngineSchedule
+from orchestrator.specs import JobSpec, SqlBody, Trigger
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,14 @@ class PgCronBackend:
         return ()
 
     # ------------------------------------------------------------------ reading
+    def runs(
+        self, trigger: Trigger, timezone: str, after: datetime, last_run: datetime | None = None
+    ) -> Iterator[datetime]:
+        return clock.runs(trigger, timezone, after, last_run)
+
+    def schedule_of(self, trigger: Trigger, timezone: str) -> EngineSchedule | None:
+        return clock.schedule_of(trigger, timezone)
+
     def live(self) -> dict[str, LiveJob]:
         with connection.cursor() as cursor:
             cursor.execute(query("live_jobs"))

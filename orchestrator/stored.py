@@ -1,0 +1,145 @@
+"""A typed, frozen view of one registry row: the job's applied definition, read in one place.
+
+The registry keeps each job's canonical definition as JSON (``specs.to_dict``). Views used to
+read it by string keys (``definition.get("timezone") or "UTC"``, ``definition["trigger"]``...),
+each with its own default; ``StoredJob`` reads it once, with the manifest's defaults, into
+the same types the manifest loader produces, so the status model, missed-run counting and the
+CLI and admin agree on what a job's time zone, trigger and limits are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from orchestrator.models import ManagedJob
+from orchestrator.schedules import parse_at, parse_instant, parse_schedule
+from orchestrator.specs import (
+    At,
+    Body,
+    CommandBody,
+    Every,
+    JobSpec,
+    Retries,
+    SqlBody,
+    Startup,
+    TaskBody,
+    Trigger,
+    freeze,
+)
+
+
+def trigger_from(definition: Mapping[str, object]) -> Trigger:
+    """The trigger of a canonical definition."""
+    trigger = definition.get("trigger")
+    if not isinstance(trigger, Mapping):
+        return Startup()
+    kind = trigger.get("kind")
+    if kind == "cron":
+        parsed = parse_schedule(str(trigger["expr"]))
+        return parsed
+    if kind == "every":
+        return Every(seconds=int(str(trigger["seconds"])))
+    if kind == "at":
+        return parse_at(str(trigger["when"]))
+    return Startup()
+
+
+def _body_from(body: object) -> Body:
+    if not isinstance(body, Mapping):
+        return SqlBody(sql="")
+    if body.get("kind") == "task":
+        return TaskBody(task=str(body.get("task")))
+    if body.get("kind") == "command":
+        argv = body.get("argv")
+        return CommandBody(argv=tuple(str(part) for part in argv or ()))  # type: ignore[union-attr]
+    return SqlBody(sql=str(body.get("sql") or ""))
+
+
+def _instant(value: object) -> datetime | None:
+    return parse_instant(str(value)) if value else None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StoredJob:
+    """One managed job as applied: registry facts plus its definition, typed."""
+
+    pk: int
+    name: str
+    engine: str
+    engine_id: str
+    trigger: Trigger
+    timezone: str
+    enabled: bool
+    paused: bool
+    max_runs: int | None
+    expires: datetime | None
+    queue: str | None
+    description: str
+    applied_at: datetime
+    resumed_at: datetime | None
+    orphaned_at: datetime | None
+    definition: Mapping[str, object]
+
+    @classmethod
+    def of(cls, row: ManagedJob) -> StoredJob:
+        definition = row.definition or {}
+        max_runs = definition.get("max_runs")
+        queue = definition.get("queue")
+        return cls(
+            pk=row.pk,
+            name=row.name,
+            engine=row.engine,
+            engine_id=row.engine_id,
+            trigger=trigger_from(definition),
+            timezone=str(definition.get("timezone") or "UTC"),
+            enabled=definition.get("enabled", True) is not False,
+            paused=row.paused,
+            max_runs=int(str(max_runs)) if max_runs else None,
+            expires=_instant(definition.get("expires")),
+            queue=queue if isinstance(queue, str) and queue else None,
+            description=str(definition.get("description") or ""),
+            applied_at=row.applied_at,
+            resumed_at=row.resumed_at,
+            orphaned_at=row.orphaned_at,
+            definition=definition,
+        )
+
+    @property
+    def one_time(self) -> bool:
+        return isinstance(self.trigger, At)
+
+    @property
+    def on_startup(self) -> bool:
+        return isinstance(self.trigger, Startup)
+
+    def spec(self) -> JobSpec:
+        """The ``JobSpec`` this definition was made from (what a backend renders)."""
+        d = self.definition
+        retries = d.get("retries")
+        timeout = d.get("timeout")
+        overlap = d.get("overlap")
+        return JobSpec(
+            name=self.name,
+            trigger=self.trigger,
+            body=_body_from(d.get("body")),
+            target=d.get("target", "auto"),  # type: ignore[arg-type]
+            enabled=self.enabled,
+            timezone=self.timezone,
+            queue=self.queue,
+            args=freeze(d.get("args") or []),  # type: ignore[arg-type]
+            kwargs=freeze(d.get("kwargs") or {}),  # type: ignore[arg-type]
+            retries=(
+                Retries(max=int(retries["max"]), backoff=int(retries.get("backoff", 0)))
+                if isinstance(retries, Mapping)
+                else None
+            ),
+            timeout=int(str(timeout)) if timeout else None,
+            overlap=overlap if overlap in ("skip", "allow") else None,  # type: ignore[arg-type]
+            max_runs=self.max_runs,
+            expires=self.expires,
+            database=str(d.get("database") or "default"),
+            tags=tuple(str(tag) for tag in d.get("tags") or ()),  # type: ignore[union-attr]
+            description=self.description,
+        )
