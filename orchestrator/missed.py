@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from orchestrator import engine_times
+from orchestrator.engines import backends
 from orchestrator.models import JobRun
 from orchestrator.specs import Trigger
 from orchestrator.stored import StoredJob
@@ -109,7 +110,10 @@ def _instants(
     engine: str, trigger: Trigger, zone: str, start: datetime, end: datetime
 ) -> tuple[datetime, ...]:
     """Cached on minute-rounded bounds: a page of jobs mostly shares a few schedules."""
-    return tuple(engine_times.instants_between(engine, trigger, zone, start, end, MAX_INSTANTS))
+    backend = backends().get(engine)
+    if backend is None:
+        return ()
+    return tuple(engine_times.instants_between(backend, trigger, zone, start, end, MAX_INSTANTS))
 
 
 def missed_runs(owed: Iterable[Owed]) -> dict[str, Missed]:
