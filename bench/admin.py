@@ -45,10 +45,10 @@ from django.db import connection, transaction  # noqa: E402
 from django.test import RequestFactory  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from orchestrator import missed  # noqa: E402
 from orchestrator.admin.jobs import ManagedJobAdmin  # noqa: E402
 from orchestrator.admin.runs import JobRunAdmin  # noqa: E402
 from orchestrator.models import JobRun, ManagedJob  # noqa: E402
+from orchestrator.status import job_statuses  # noqa: E402
 
 SCHEDULES = [
     "* * * * *", "*/5 * * * *", "*/15 * * * *", "0 * * * *", "30 2 * * *", "0 23 * * *",
@@ -108,8 +108,7 @@ class StockJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="missed")
     def missed_count(self, obj: ManagedJob) -> int:
-        found = missed.missed_counts([obj]).get(obj.name)
-        return found.missed if found else 0
+        return job_statuses([obj])[0].missed_count
 
 
 class StockRunAdmin(admin.ModelAdmin):

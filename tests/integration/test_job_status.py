@@ -139,8 +139,9 @@ def plan_of(path: str) -> dict[str, dict]:
 @pytest.mark.django_db
 def test_status__active_then_paused_by_the_cli_in_both_engines(tmp_path: Path) -> None:
     """After apply both jobs are active with a next run; `jobs pause` makes both paused in
-    cron.job and the periodic task, and every view says paused with no next run."""
-    apply(tmp_path, MANIFEST)
+    cron.job and the periodic task, and every view says paused with no next run (`explain`'s
+    text and `list`'s table included)."""
+    path = apply(tmp_path, MANIFEST)
     listed = views_agree({"sql-nightly": "active", "task-hourly": "active"})
     assert listed["sql-nightly"]["next_run"] is not None
     assert listed["task-hourly"]["next_run"] is not None
@@ -148,6 +149,13 @@ def test_status__active_then_paused_by_the_cli_in_both_engines(tmp_path: Path) -
     jobs("pause", "task-hourly")
     listed = views_agree({"sql-nightly": "paused", "task-hourly": "paused"})
     assert listed["sql-nightly"]["next_run"] is None
+    status, out, _ = jobs("explain", "task-hourly", "--manifest", path)
+    assert status == 0
+    assert "  state: paused (paused by an operator; celery has it paused)" in out.splitlines()
+    status, out, _ = jobs("list")
+    assert status == 0
+    line = next(row for row in out.splitlines() if row.startswith("task-hourly "))
+    assert line.split()[4] == "paused"
 
 
 # --------------------------------------------------------------------------- drift
