@@ -1,10 +1,9 @@
 """Reading the run history of both engines: ``jobs history`` and ``jobs run --wait``.
 
 The history is ``JobRun``: Celery runs are written by the runner's signals as they happen;
-pg_cron runs by ``orchestrator_import_cron_runs()``, which the built-in upkeep calls on a
-schedule. A reader that wants the latest pg_cron runs imports first (``import_pg_cron_runs``):
-the importer is idempotent and reads only rows past its watermark, so this costs a scan of the
-new rows only.
+pg_cron runs by its importer, which the built-in upkeep calls on a schedule. A reader that
+wants the latest runs imports first (``import_engine_runs``, through each backend's
+``import_runs``): importers are idempotent and read only rows past their watermark.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 
+from orchestrator.engines import backends
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import FINISHED_STATUSES, JobRun, RunStatus
 
@@ -84,16 +84,18 @@ class RunRow:
         }
 
 
-def import_pg_cron_runs() -> int:
-    """Bring pg_cron's newest runs into the history; 0 (logged) when the importer cannot run."""
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT orchestrator_import_cron_runs()")
-            row = cursor.fetchone()
-    except DatabaseError as error:  # a reader still shows what was imported before
-        logger.warning("pg_cron run import failed", extra={"error": str(error)})
-        return 0
-    return int(row[0]) if row and row[0] is not None else 0
+def import_engine_runs() -> int:
+    """Bring each engine's newest runs into the history (``Backend.import_runs``: pg_cron's
+    run log; Celery records its runs as they happen). An engine that cannot import now is
+    logged and skipped: a reader still sees what was imported before."""
+    imported = 0
+    for engine, backend in backends().items():
+        try:
+            with transaction.atomic():
+                imported += backend.import_runs()
+        except DatabaseError as error:
+            logger.warning("run import failed", extra={"engine": engine, "error": str(error)})
+    return imported
 
 
 def history(

@@ -53,8 +53,13 @@ def _body_from(body: object) -> Body:
         return TaskBody(task=str(body.get("task")))
     if body.get("kind") == "command":
         argv = body.get("argv")
-        return CommandBody(argv=tuple(str(part) for part in argv or ()))  # type: ignore[union-attr]
+        parts = argv if isinstance(argv, list | tuple) else ()
+        return CommandBody(argv=tuple(str(part) for part in parts))
     return SqlBody(sql=str(body.get("sql") or ""))
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []
 
 
 def _instant(value: object) -> datetime | None:
@@ -136,10 +141,10 @@ class StoredJob:
                 else None
             ),
             timeout=int(str(timeout)) if timeout else None,
-            overlap=overlap if overlap in ("skip", "allow") else None,  # type: ignore[arg-type]
+            overlap=overlap if overlap in ("skip", "allow") else None,
             max_runs=self.max_runs,
             expires=self.expires,
             database=str(d.get("database") or "default"),
-            tags=tuple(str(tag) for tag in d.get("tags") or ()),  # type: ignore[union-attr]
+            tags=tuple(str(tag) for tag in _list(d.get("tags"))),
             description=self.description,
         )

@@ -9,7 +9,6 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from orchestrator import operations, runs
 from orchestrator.cli import context
-from orchestrator.models import RunStatus
 
 
 class _Subcommand:
@@ -48,7 +47,7 @@ class _Subcommand:
 pause = _Subcommand("pause", "pause a job in its engine (kept across applies)", "Pause a job.")
 resume = _Subcommand("resume", "resume a paused job", "Resume a paused job.")
 #: ``jobs run --wait`` exit status by the run's outcome
-WAIT_EXIT = {RunStatus.SUCCEEDED: 0, RunStatus.SKIPPED: 3}
+WAIT_EXIT: dict[str, int] = {"succeeded": 0, "skipped": 3}
 
 
 def _run(command: BaseCommand, name: str, options: dict[str, Any]) -> int:
@@ -68,7 +67,7 @@ def _run(command: BaseCommand, name: str, options: dict[str, Any]) -> int:
         took = outcome.as_json()["duration_seconds"]
         line = f"{name}: {outcome.status} after {took} s (attempt {outcome.attempt})"
         command.stdout.write(line + (f": {outcome.error}" if outcome.error else ""))
-    return WAIT_EXIT.get(outcome.status, 1)
+    return WAIT_EXIT.get(str(outcome.status), 1)
 
 
 run = _Subcommand("run", "start one run of a job now, on a Celery worker", "Run a job now.")

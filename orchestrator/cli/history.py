@@ -1,7 +1,7 @@
 """``jobs history [NAME] [--status S] [--since T] [--limit N]``: runs of both engines, newest
 first: started, finished, duration, status, attempt, engine and the error of a failed run.
 
-pg_cron's newest runs are imported first (``orchestrator.runs.import_pg_cron_runs``), so a run
+Engines' newest runs are imported first (``orchestrator.runs.import_engine_runs``), so a run
 pg_cron finished a second ago is listed, not only those of the last upkeep.
 """
 
@@ -24,7 +24,7 @@ MAX_LIMIT = 10_000
 
 def add_arguments(parser: CommandParser) -> None:
     parser.add_argument("name", metavar="NAME", nargs="?", help="one job's name (default: all)")
-    parser.add_argument("--status", choices=[status.value for status in RunStatus])
+    parser.add_argument("--status", choices=list(RunStatus.values))
     parser.add_argument(
         "--since", metavar="ISO8601", help="runs started at or after this instant, with offset"
     )
@@ -42,7 +42,7 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
     except ScheduleError as error:
         command.stderr.write(f"--since: {error}")
         return 1
-    runs.import_pg_cron_runs()
+    runs.import_engine_runs()
     rows = runs.history(options.get("name"), status=options.get("status"), since=since, limit=limit)
     if options["format"] == "json":
         command.stdout.write(json.dumps([row.as_json() for row in rows], indent=2))
@@ -55,10 +55,10 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
         started = row.started.isoformat(timespec="seconds") if row.started else "-"
         finished = row.finished.isoformat(timespec="seconds") if row.finished else "-"
         duration = f"{row.duration.total_seconds():.3f}s" if row.duration is not None else "-"
-        error = " ".join(row.error.split())[:120]
+        problem = " ".join(row.error.split())[:120]
         command.stdout.write(
             f"{started:<25} {finished:<25} {duration:>9} {row.status:<9} {row.attempt:>3} "
-            f"{row.engine:<7} {row.job:<30} {error}"
+            f"{row.engine:<7} {row.job:<30} {problem}"
         )
     command.stdout.write(f"{len(rows)} runs")
     return 0
