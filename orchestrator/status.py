@@ -161,12 +161,9 @@ def _endings(
     candidates = [j for j in jobs if j.expires or j.max_runs or isinstance(j.trigger, At)]
     if not candidates:
         return {}
-    condition = Q()
-    for job in candidates:
-        condition |= Q(job=job.name)
     runs: dict[str, list[tuple[str, datetime | None]]] = {}
     rows = (
-        JobRun.objects.filter(condition, manual=False)
+        JobRun.objects.filter(job__in=[job.name for job in candidates], manual=False)
         .order_by("job", "scheduled_for", "id")
         .values_list("job", "engine_run_id", "scheduled_for", "started")
     )

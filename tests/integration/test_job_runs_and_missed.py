@@ -62,7 +62,8 @@ def test_run_wait__exits_with_the_outcome_and_history_lists_it(
     tmp_path: Path, celery_worker
 ) -> None:  # type: ignore[no-untyped-def]
     """`jobs run NAME --wait` follows the run on the real worker: exit 0 and `succeeded` for a
-    good job, exit 1 and the database's error for a failing one. `jobs history` then lists
+    good job, exit 1 and the database's error for a failing one; `jobs list` shows each one's
+    last run and its status. `jobs history` then lists
     both newest first with started, finished, duration, status, attempt, engine and error,
     and filters by name and status."""
     apply(
@@ -89,6 +90,9 @@ def test_run_wait__exits_with_the_outcome_and_history_lists_it(
     assert out.splitlines()[-1].startswith("bad-job: failed after")
     assert "division by zero" in out
 
+    listed = {row["name"]: row for row in json.loads(jobs("list", "--format", "json")[1])}
+    assert listed["good-job"]["last_run"]["status"] == "succeeded"
+    assert listed["bad-job"]["last_run"]["status"] == "failed"
     status, out, _ = jobs("history", "--format", "json")
     assert status == 0
     rows = json.loads(out)
