@@ -8,6 +8,7 @@ import io
 import json
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +28,11 @@ from tests.integration.reconcile_helpers import clear_engines, write_manifest
 
 
 @pytest.fixture(autouse=True)
-def empty_engines() -> None:
+def empty_engines() -> Iterator[None]:
+    """Each test starts from empty engines and leaves none behind (pg_cron would keep running
+    a test's jobs after the test)."""
+    clear_engines()
+    yield
     clear_engines()
 
 
@@ -325,7 +330,7 @@ def test_missed__pg_cron_job_counted_in_gmt(tmp_path: Path) -> None:
     now = datetime(2027, 7, 1, 12, 10, tzinfo=UTC)
     ManagedJob.objects.filter(name="hourly-sql").update(applied_at=now - timedelta(hours=5))
     JobRun.objects.create(
-        job="hourly-sql", engine="pg_cron", engine_run_id="901", status="succeeded",
+        job="hourly-sql", engine="pg_cron", engine_run_id="gmt-test-run", status="succeeded",
         scheduled_for=datetime(2027, 7, 1, 9, 0, tzinfo=UTC),
     )  # fmt: skip
     found = missed_at("hourly-sql", now)

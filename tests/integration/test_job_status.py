@@ -12,6 +12,7 @@ import io
 import json
 import re
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,7 +45,11 @@ jobs:
 
 
 @pytest.fixture(autouse=True)
-def empty_engines() -> None:
+def empty_engines() -> Iterator[None]:
+    """Each test starts from empty engines and leaves none behind (pg_cron would keep running
+    a test's jobs after the test)."""
+    clear_engines()
+    yield
     clear_engines()
 
 
