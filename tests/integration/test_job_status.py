@@ -319,7 +319,7 @@ def test_status__one_time_job_that_fired_is_done_and_never_missed(
 ) -> None:  # type: ignore[no-untyped-def]
     """An `at` job fired by beat is done: no next run, never counted as missed, and the plan
     leaves it alone, whether or not beat has disabled the one-off task yet."""
-    when = (timezone.now() + timedelta(seconds=3)).replace(microsecond=0)
+    when = (timezone.now() + timedelta(seconds=8)).replace(microsecond=0)
     path = apply(
         tmp_path,
         f"""
@@ -348,7 +348,7 @@ def test_status__expires_passed_is_expired_and_beat_disables_it(tmp_path: Path) 
     """A job whose `expires` has passed is expired in every view even before beat's next
     check; beat's own check (django-celery-beat's ``ModelEntry.is_due``) then disables the
     task, and the plan calls neither state drift."""
-    expires = (timezone.now() + timedelta(seconds=2)).replace(microsecond=0)
+    expires = (timezone.now() + timedelta(seconds=6)).replace(microsecond=0)
     path = apply(
         tmp_path,
         f"""
