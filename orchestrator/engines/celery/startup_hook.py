@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import socket
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from orchestrator.engines import backends
 from orchestrator.engines.base import STARTUP_PREFIX, payload_from_definition
 from orchestrator.models import ManagedJob, StartupRun
-from project import environment
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ CLAIM = (
 
 def release() -> str:
     """The application release startup jobs run once for (``ORCHESTRATOR_RELEASE``)."""
-    return environment.get("ORCHESTRATOR_RELEASE", "unreleased")
+    return str(settings.ORCHESTRATOR_RELEASE)
 
 
 def run_startup_jobs(claimant: str | None = None) -> list[str]:

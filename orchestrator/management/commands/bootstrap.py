@@ -13,6 +13,7 @@ import secrets
 import socket
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -20,7 +21,6 @@ from django.db import OperationalError, connection
 
 from orchestrator.engines import backends
 from orchestrator.errors import OrchestratorError, ServiceError
-from project import environment as env
 
 
 class Command(BaseCommand):
@@ -50,8 +50,8 @@ class Command(BaseCommand):
         try:
             connection.ensure_connection()
         except OperationalError as error:
-            settings = connection.settings_dict
-            where = f"{settings.get('HOST') or 'localhost'}/{settings.get('NAME')}"
+            database = connection.settings_dict
+            where = f"{database.get('HOST') or 'localhost'}/{database.get('NAME')}"
             reason = str(error).strip().splitlines()[-1]
             raise ServiceError(
                 f"cannot connect to PostgreSQL at {where}: {reason}. Run `make services`, "
@@ -64,8 +64,8 @@ class Command(BaseCommand):
         if users.objects.filter(is_superuser=True).exists():
             self.stdout.write(f"admin: {url} (existing admin account)")
             return
-        username = env.get("DJANGO_SUPERUSER_USERNAME", "admin")
-        password = env.get("DJANGO_SUPERUSER_PASSWORD")
+        username = settings.DJANGO_SUPERUSER_USERNAME or "admin"
+        password = settings.DJANGO_SUPERUSER_PASSWORD
         generated = not password
         password = password or secrets.token_urlsafe(12)
         users.objects.create_superuser(username=username, email="", password=password)
