@@ -1,9 +1,10 @@
 """Admin "Workers" page: the live fleet view of ``manage.py fleet status``, with drain/resume.
 
-Seeing the page needs ``tasks.view_worker``; draining or resuming needs ``tasks.drain_worker``
-(checked on every POST; 403 otherwise). The buttons are CSRF-protected POST forms, as every admin
-view is. A drain from the web does not wait for running tasks (a request must not hang for
-minutes): the worker stops consuming at once and the page shows its tasks finishing.
+Seeing the page needs ``celery_engine.view_worker``; draining or resuming needs
+``celery_engine.drain_worker`` (checked on every POST; 403 otherwise). The buttons are
+CSRF-protected POST forms, as every admin view is. A drain from the web does not wait for
+running tasks (a request must not hang for minutes): the worker stops consuming at once and the
+page shows its tasks finishing.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 ``make run`` and ``make test`` call it after starting the services: it checks that PostgreSQL,
 pg_cron and Redis answer (with a message that says what to do when they don't), applies the
-migrations, and makes sure an admin user exists. Credentials come from Django's own
-``DJANGO_SUPERUSER_USERNAME`` / ``DJANGO_SUPERUSER_PASSWORD``; without them a password is
-generated and printed once, the first time.
+migrations, and makes sure an admin user exists. Credentials come from the settings
+``DJANGO_SUPERUSER_USERNAME`` / ``DJANGO_SUPERUSER_PASSWORD`` (the environment variables Django's
+own ``createsuperuser`` reads); without a password one is generated and printed once, the first
+time.
 """
 
 from __future__ import annotations
