@@ -175,8 +175,8 @@ ORCHESTRATOR_MANIFEST = env.get("ORCHESTRATOR_MANIFEST", str(BASE_DIR / "jobs.ya
 # The orchestrator's own upkeep jobs (orchestrator/upkeep.py), installed by `jobs apply` beside the
 # manifest's: "off" installs none. How many days of run history each keeps.
 ORCHESTRATOR_UPKEEP = env.get("ORCHESTRATOR_UPKEEP", "on").lower() not in ("off", "0", "false")
-ORCHESTRATOR_RUN_HISTORY_DAYS = int(env.get("ORCHESTRATOR_RUN_HISTORY_DAYS", "30"))
-ORCHESTRATOR_CRON_HISTORY_DAYS = int(env.get("ORCHESTRATOR_CRON_HISTORY_DAYS", "14"))
+ORCHESTRATOR_RUN_HISTORY_DAYS = env.integer("ORCHESTRATOR_RUN_HISTORY_DAYS", 30)
+ORCHESTRATOR_CRON_HISTORY_DAYS = env.integer("ORCHESTRATOR_CRON_HISTORY_DAYS", 14)
 # When set, /metrics answers only requests bearing this token (Authorization: Bearer ...).
 ORCHESTRATOR_METRICS_TOKEN = env.get("ORCHESTRATOR_METRICS_TOKEN", "")
 # The release `on: startup` jobs run once for: a new value runs them again when workers start.
