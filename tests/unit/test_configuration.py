@@ -15,9 +15,8 @@ SETTINGS = ROOT / "project" / "settings.py"
 ENVIRONMENT = ROOT / "project" / "environment.py"
 README = ROOT / "README.md"
 
-#: project.environment's readers that take a variable's name as first argument.
-NAMED_READERS = {"get", "flag", "listing", "integer"}
-#: Its readers that take a prefix: every ``PREFIX<SUFFIX>`` variable is read.
+#: project.environment's readers that take a prefix: every ``PREFIX<SUFFIX>`` variable is read.
+#: Every other reader with arguments takes a variable's name first (``get``, ``flag``, ...).
 PREFIX_READERS = {"integers_by_suffix"}
 #: Modules that may touch ``os.environ`` outside project/, and why.
 ENVIRONMENT_ALLOWED = {
@@ -80,12 +79,11 @@ def settings_variables() -> set[str]:
         if not (isinstance(node.func.value, ast.Name) and node.func.value.id == "env"):
             continue
         where = f"{SETTINGS.name}:{node.lineno}"
-        if node.func.attr in NAMED_READERS:
-            names.add(_constant(node.args[0], where))
-        elif node.func.attr in PREFIX_READERS:
+        if node.func.attr in PREFIX_READERS:
             names.add(_constant(node.args[0], where) + "<KIND>")
-        else:
-            names |= fixed.get(node.func.attr, set())
+        elif node.args:
+            names.add(_constant(node.args[0], where))
+        names |= fixed.get(node.func.attr, set())
     return names
 
 
