@@ -176,13 +176,20 @@ class LeaderLock:
         return bool(claimed), current
 
     def release(self) -> None:
-        """Close the connection: PostgreSQL frees a session lock with its session."""
+        """Unlock, then close. PostgreSQL frees a session lock with its session, but only once
+        the server process has exited, after ``close`` returns: a standby polling right then
+        would still find the lock taken, so a leader stepping down unlocks first."""
         connection, self.connection = self.connection, None
-        if connection is not None and not connection.closed:
-            try:
-                connection.close()
-            except psycopg.Error:
-                logger.debug("beat lock: close failed on an already broken connection")
+        if connection is None or connection.closed:
+            return
+        try:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        except psycopg.Error:
+            logger.debug("beat lock: unlock failed on a broken connection; closing frees it")
+        try:
+            connection.close()
+        except psycopg.Error:
+            logger.debug("beat lock: close failed on an already broken connection")
 
 
 def slot_for(entry: ModelEntry, now: datetime) -> datetime:
