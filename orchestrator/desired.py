@@ -7,17 +7,23 @@ gathers them; ``jobs validate|explain|plan|apply`` and the tests all go through 
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from orchestrator.classifier import classify_all
 from orchestrator.engines import backends
 from orchestrator.engines.base import EngineFit, Needs
 from orchestrator.errors import ManifestInvalid, OrchestratorError
+from orchestrator.limits import Clock
 from orchestrator.manifest import Manifest, load_manifest, load_manifest_text
 from orchestrator.plan import Placed
 from orchestrator.upkeep import upkeep_manifest, with_upkeep
+
+logger = logging.getLogger(__name__)
 
 
 def manifest_path(path: str | Path | None = None) -> Path:
@@ -46,18 +52,63 @@ def database_names() -> dict[str, str]:
     }
 
 
-def load(path: str | Path | None = None) -> Manifest:
+def applied_instant(job: str, field: str) -> datetime | None:
+    """The ``at`` or ``expires`` the registry recorded for ``job`` at its last apply.
+
+    Asked only about instants already past, so a manifest with none costs no query. When the
+    registry cannot be read (``jobs validate`` without a database), nothing counts as applied:
+    validate may then refuse a past instant that apply would accept, never the reverse.
+    """
+    from orchestrator.models import ManagedJob  # the app registry is ready once this is called
+
+    try:
+        definition = (
+            ManagedJob.objects.filter(name=job).values_list("definition", flat=True).first()
+        )
+    except DatabaseError as error:
+        logger.warning(
+            "registry unreadable; past instants checked strictly", extra={"error": str(error)}
+        )
+        return None
+    if not isinstance(definition, dict):
+        return None
+    value = definition.get(field)
+    if field == "at":
+        trigger = definition.get("trigger")
+        value = (
+            trigger.get("when")
+            if isinstance(trigger, dict) and trigger.get("kind") == "at"
+            else None
+        )
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def clock(now: datetime | None = None) -> Clock:
+    """Past instants measured against ``now`` (default: the real time) and the registry."""
+    return Clock(now=now, applied=applied_instant)
+
+
+def load(path: str | Path | None = None, *, now: datetime | None = None) -> Manifest:
     """The validated manifest at ``path`` (default: settings.ORCHESTRATOR_MANIFEST), followed
     by the orchestrator's built-in upkeep jobs (``orchestrator.upkeep``)."""
     tasks, aliases = task_names(), frozenset(settings.DATABASES)
-    manifest = load_manifest(manifest_path(path), task_names=tasks, database_aliases=aliases)
+    manifest = load_manifest(
+        manifest_path(path), task_names=tasks, database_aliases=aliases, clock=clock(now)
+    )
     return with_upkeep(manifest, upkeep_manifest(task_names=tasks, database_aliases=aliases))
 
 
-def load_text(text: str, path: str = "<string>") -> Manifest:
+def load_text(text: str, path: str = "<string>", *, now: datetime | None = None) -> Manifest:
     """Like ``load``, for manifest text held in memory (tests, previews)."""
     tasks, aliases = task_names(), frozenset(settings.DATABASES)
-    manifest = load_manifest_text(text, path=path, task_names=tasks, database_aliases=aliases)
+    manifest = load_manifest_text(
+        text, path=path, task_names=tasks, database_aliases=aliases, clock=clock(now)
+    )
     return with_upkeep(manifest, upkeep_manifest(task_names=tasks, database_aliases=aliases))
 
 

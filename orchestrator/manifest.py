@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from orchestrator.errors import ManifestInvalid, OrchestratorError
+from orchestrator.limits import Clock, past_problem, text_problem
 from orchestrator.manifest_fields import (
     BODY_PARSERS,
     JOB_FIELDS,
@@ -34,7 +35,7 @@ from orchestrator.manifest_fields import (
     shorten,
     suggest,
 )
-from orchestrator.specs import JobSpec, SqlBody, TaskBody
+from orchestrator.specs import At, JobSpec, SqlBody, TaskBody
 from orchestrator.sql_analysis import analyse_sql
 from orchestrator.yaml_source import DEFAULT_MAX_BYTES, Node, YamlProblem, compose
 
@@ -81,11 +82,13 @@ def load_manifest(
     task_names: Collection[str] | None = None,
     database_aliases: Collection[str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    clock: Clock | None = None,
 ) -> Manifest:
     """Read and validate the manifest at ``path``; raises ``ManifestInvalid``.
 
     ``task_names`` (the Celery app's registered tasks) and ``database_aliases`` (Django's
-    ``DATABASES``) are checked when given.
+    ``DATABASES``) are checked when given; ``clock`` is what an ``at`` or ``expires`` must be
+    later than (default: now, with no job applied before).
     """
     shown = str(path)
     try:
@@ -103,6 +106,7 @@ def load_manifest(
         task_names=task_names,
         database_aliases=database_aliases,
         max_bytes=max_bytes,
+        clock=clock,
     )
 
 
@@ -113,10 +117,11 @@ def load_manifest_text(
     task_names: Collection[str] | None = None,
     database_aliases: Collection[str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    clock: Clock | None = None,
 ) -> Manifest:
     """Validate manifest text (``str`` or UTF-8 ``bytes``); raises ``ManifestInvalid``."""
     data = text.encode("utf-8", errors="surrogatepass") if isinstance(text, str) else text
-    loader = _Loader(path, task_names, database_aliases)
+    loader = _Loader(path, task_names, database_aliases, clock or Clock())
     try:
         root = compose(data, max_bytes=max_bytes)
     except YamlProblem as problem:
@@ -137,8 +142,10 @@ class _Loader:
         path: str,
         task_names: Collection[str] | None,
         database_aliases: Collection[str] | None,
+        clock: Clock,
     ) -> None:
         self.path = path
+        self.clock = clock
         self.errors: list[OrchestratorError] = []
         self.task_names = frozenset(task_names) if task_names is not None else None
         self.aliases = frozenset(database_aliases) if database_aliases is not None else None
@@ -163,6 +170,10 @@ class _Loader:
                 self.error("keys must be plain names", key.line, job=job, field=field)
                 continue
             name = key.value
+            problem = text_problem(name)
+            if problem is not None:
+                self.error(f"the key {name!r} {problem}", key.line, job=job, field=field)
+                continue
             if name in seen:
                 where = f"{field}.{name}" if field else name
                 message = f"duplicate key {name!r} (first at line {seen[name]})"
@@ -321,6 +332,7 @@ class _Loader:
                 self.error(
                     f"{field} only apply to a task body", lines[field], job=name, field=field
                 )
+        self.not_past(name, values, lines)
         if len(self.errors) > before:
             return None
         trigger = next(values[field] for field, _ in triggers)
@@ -334,6 +346,16 @@ class _Loader:
             field_lines=MappingProxyType(lines),
             **options,
         )
+
+    def not_past(self, job: str, values: dict[str, Any], lines: dict[str, int]) -> None:
+        """An ``at`` or ``expires`` must be in the future, unless already applied as is."""
+        instants = {"at": values["at"].when} if isinstance(values.get("at"), At) else {}
+        if values.get("expires") is not None:
+            instants["expires"] = values["expires"]
+        for field, when in instants.items():
+            problem = past_problem(job, field, when, self.clock)
+            if problem is not None:
+                self.error(problem, lines[field], job=job, field=field)
 
     def exactly_one(
         self, job: str, line: int, found: list[tuple[str, int]], what: str, options: str

@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.limits import number_problem, text_problem
 from orchestrator.schedules import (
     ScheduleError,
     parse_at,
@@ -39,6 +40,10 @@ _TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 MAX_RETRIES = 100
 MAX_TAG_LENGTH = 63
+#: The longest duration (timeout, backoff): a year; longer ones only overflow the engines' clocks.
+MAX_DURATION_SECONDS = 366 * 24 * 3600
+#: django-celery-beat counts runs in a 32-bit column.
+MAX_RUNS = 2**31 - 1
 
 
 class FieldError(Exception):
@@ -70,18 +75,27 @@ Parser = Callable[[Node, FieldContext], Any]
 # --------------------------------------------------------------------------- scalars
 
 
+def storable(value: str, node: Node) -> str:
+    """``value`` when PostgreSQL can store it as text; a NUL written as a YAML escape
+    (``"a\\0b"``) passes YAML and would fail the apply, so it is refused here, at its line."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise FieldError(f"{shorten(repr(value), 80)} {problem}", line=node.line)
+    return value
+
+
 def text(node: Node, *, what: str = "a string") -> str:
     """A string; other scalars (numbers, booleans) must be quoted to be strings."""
     if node.kind != "scalar" or node.resolved_tag() != "tag:yaml.org,2002:str":
         raise FieldError(f"expected {what}, got {node.describe()}")
-    return node.value
+    return storable(node.value, node)
 
 
 def raw_text(node: Node, *, what: str) -> str:
     """The scalar's text as written, whatever YAML would make of it (dates, numbers)."""
     if node.kind != "scalar":
         raise FieldError(f"expected {what}, got {node.describe()}")
-    return node.value
+    return storable(node.value, node)
 
 
 def _scalar_value(node: Node) -> object:
@@ -113,9 +127,12 @@ def duration(node: Node) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise FieldError(f"expected a duration such as 30s, 15m or 2h, got {node.describe()}")
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ScheduleError as error:
         raise FieldError(str(error)) from error
+    if seconds > MAX_DURATION_SECONDS:
+        raise FieldError(f"{shorten(str(value), 80)} is longer than the 366 days a duration may be")
+    return seconds
 
 
 MAX_MESSAGE = 1000
@@ -150,11 +167,14 @@ def json_value(node: Node) -> object:
             result[name] = json_value(value)
         return result
     value = _scalar_value(node)
-    if (
-        value is None
-        or isinstance(value, str | bool | int)
-        or (isinstance(value, float) and is_finite(value))
-    ):
+    if isinstance(value, str):
+        return storable(value, node)
+    if isinstance(value, int | float) and not isinstance(value, bool) and is_finite(value):
+        problem = number_problem(value)
+        if problem is not None:
+            raise FieldError(f"{shorten(node.value, 80)} {problem}", line=node.line)
+        return value
+    if value is None or isinstance(value, bool):
         return value
     raise FieldError(
         f"{node.value!r} is {node.describe()} to YAML, which JSON cannot carry; quote it",
@@ -252,7 +272,7 @@ def parse_overlap(node: Node, ctx: FieldContext) -> str:
 
 
 def parse_max_runs(node: Node, ctx: FieldContext) -> int:
-    return integer(node, minimum=1)
+    return integer(node, minimum=1, maximum=MAX_RUNS)
 
 
 def parse_expires(node: Node, ctx: FieldContext) -> object:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from orchestrator.engines.base import Backend, Desired, LiveJob
 from orchestrator.errors import OrchestratorError
 from orchestrator.schedules import EngineSchedule
-from orchestrator.specs import JobSpec, spec_hash, to_dict
+from orchestrator.specs import At, JobSpec, spec_hash, to_dict
 
 Action = Literal["create", "update", "drift", "delete", "unchanged"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "drift", "delete", "unchanged")
@@ -96,8 +97,26 @@ class Change:
 
     @property
     def ended(self) -> bool:
-        """The job ended (``Applied.ended``) and its definition is unchanged: keep it off."""
-        return self.applied is not None and self.applied.ended and self.action != "update"
+        """The job ended (``Applied.ended``) and its definition is unchanged: keep it off.
+
+        A changed definition re-arms it (a one-time job changed into a schedule runs on that
+        schedule), except while the instant that ended it is still the manifest's: a fired
+        one-time job, or an expired one, whose description changed must not run again."""
+        if self.applied is None or not self.applied.ended:
+            return False
+        return self.action != "update" or self._same_ending()
+
+    def _same_ending(self) -> bool:
+        if self.placed is None or self.applied is None:
+            return False
+        spec, before = self.placed.spec, self.applied.definition
+        if isinstance(spec.trigger, At):
+            trigger = before.get("trigger")
+            when = trigger.get("when") if isinstance(trigger, Mapping) else None
+            return _instant(when) == spec.trigger.when
+        if spec.expires is not None and spec.expires <= datetime.now(UTC):
+            return _instant(before.get("expires")) == spec.expires
+        return False
 
     @property
     def moves(self) -> bool:
@@ -133,6 +152,16 @@ class Plan:
             ],
             "summary": self.summary(),
         }
+
+
+def _instant(value: object) -> datetime | None:
+    """An ISO 8601 instant of a stored definition (older ones kept their offset), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def field_diff(old: Mapping[str, object], new: Mapping[str, object]) -> dict[str, dict]:

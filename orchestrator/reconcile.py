@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from orchestrator import status
 from orchestrator.engines import backends as configured_backends
-from orchestrator.engines.base import Backend, Desired, LiveJob
+from orchestrator.engines.base import STARTUP_PREFIX, Backend, Desired, LiveJob
 from orchestrator.models import ManagedJob
 from orchestrator.plan import Applied, Change, Placed, Plan, make_plan
 from orchestrator.specs import spec_hash, to_dict
@@ -130,7 +130,7 @@ def _execute(plan: Plan, prune: bool, progress: Progress, backends: Mapping[str,
         elif change.action == "create":
             creations[change.target].append(change)
         elif change.action in ("update", "drift"):
-            if change.moves and change.applied is not None:
+            if (change.moves or _changes_kind(change)) and change.applied is not None:
                 removals[change.applied.engine].append(change.applied.engine_id)
                 creations[change.target].append(change)
             elif change.live is None and change.action == "drift":
@@ -193,6 +193,17 @@ def _mark_orphans(plan: Plan, now: object) -> None:
 def has_orphans() -> bool:
     """Whether some applied job is marked as gone from the manifest (see ``_mark_orphans``)."""
     return ManagedJob.objects.filter(orphaned_at__isnull=False).exists()
+
+
+def _changes_kind(change: Change) -> bool:
+    """Whether the job changes between having an engine object and having none: an
+    ``on: startup`` job has no periodic task (its engine id is ``startup:NAME``), every other
+    trigger has one. Such a change replaces the job (remove, then create) like a move to
+    another engine does; an in-place update has no object to update, or one too many."""
+    if change.applied is None or change.placed is None:
+        return False
+    was_startup = change.applied.engine_id.startswith(STARTUP_PREFIX)
+    return was_startup != (change.placed.schedule.kind == "startup")
 
 
 def _desired(change: Change) -> Desired:

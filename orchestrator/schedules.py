@@ -28,6 +28,7 @@ from orchestrator.cron_readings import (
     croniter_reading,
     normalise,
 )
+from orchestrator.limits import LimitError, canonical_instant
 from orchestrator.specs import At, Cron, Every, Trigger
 
 #: Zone names that are UTC at every instant, which pg_cron 1.4's GMT honours.
@@ -82,7 +83,11 @@ def parse_schedule(text: str) -> Cron | Every:
 
 
 def parse_instant(text: str) -> datetime:
-    """An ISO 8601 date-time *with* its UTC offset (a naive time would be ambiguous)."""
+    """An ISO 8601 date-time *with* its UTC offset (a naive time would be ambiguous), as UTC.
+
+    Canonical UTC, whatever offset it was written with: the engines give instants back in UTC,
+    so an applied ``at`` compares equal to the manifest's and plans clean (see ``limits``).
+    """
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError as error:
@@ -93,7 +98,10 @@ def parse_instant(text: str) -> datetime:
         raise ScheduleError(
             f"{text!r} has no UTC offset; write it with one, e.g. {when.isoformat()}+00:00"
         )
-    return when
+    try:
+        return canonical_instant(when)
+    except LimitError as error:
+        raise ScheduleError(f"{text.strip()!r} {error}") from error
 
 
 def parse_at(text: str) -> At:

@@ -27,6 +27,7 @@ SNAPSHOT_QUERIES = (
     "SELECT * FROM django_celery_beat_periodictask ORDER BY id",
     "SELECT * FROM django_celery_beat_crontabschedule ORDER BY id",
     "SELECT * FROM django_celery_beat_intervalschedule ORDER BY id",
+    "SELECT * FROM django_celery_beat_clockedschedule ORDER BY id",
     "SELECT * FROM django_celery_beat_periodictasks",
     "SELECT * FROM orchestrator_managedjob ORDER BY id",
 )

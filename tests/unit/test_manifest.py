@@ -194,7 +194,7 @@ def test_load__from_file_and_missing_file(tmp_path: Path) -> None:
             "jobs.yaml:6: job 'job': database: no database alias 'warehouse' in DATABASES (known: "
             "analytics, default, remote)"]),
         ("schedule: '@daily'\ntask: tasks.knowledge.migrate\nmax_runs: 0", [
-            "jobs.yaml:6: job 'job': max_runs: must be at least 1, got 0"]),
+            "jobs.yaml:6: job 'job': max_runs: must be at least 1 and at most 2147483647, got 0"]),
         ("schedule: '@daily'\ntask: tasks.knowledge.migrate\ntags: nightly", [
             "jobs.yaml:6: job 'job': tags: expected a list of strings, got a string"]),
         ("schedule: '0 0 * * 8'\nsql: SELECT 1", [

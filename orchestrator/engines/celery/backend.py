@@ -152,6 +152,8 @@ class CeleryBeatBackend:
 
     def __init__(self) -> None:
         self._changed = False
+        #: clocked schedules that lost a task in this batch: removed in ``finish`` if unused
+        self._clocked: set[int] = set()
 
     # ------------------------------------------------------------------ reading
     def runs(
@@ -267,12 +269,27 @@ class CeleryBeatBackend:
             return
         schedules = _ScheduleRows([d for _, d in periodic])
         existing = PeriodicTask.objects.in_bulk([int(i) for i, _ in periodic])
-        rows = [self._fill(existing[int(i)], d, schedules) for i, d in periodic]
+        rows = []
+        for engine_id, desired in periodic:
+            task = existing[int(engine_id)]
+            before = (task.crontab_id, task.interval_id, task.clocked_id)
+            self._fill(task, desired, schedules)
+            if before != (task.crontab_id, task.interval_id, task.clocked_id):
+                # A new schedule starts afresh: beat would otherwise count it from the old
+                # one's last run, and disable a one-off that already ran once.
+                task.last_run_at = None
+                task.total_run_count = 0
+                if before[2] is not None:
+                    self._clocked.add(before[2])
+            rows.append(task)
         PeriodicTask.objects.bulk_update(
             rows,
-            [*_FIELDS, "args", "crontab", "interval", "clocked", "date_changed"],
+            [
+                *_FIELDS, "args", "crontab", "interval", "clocked", "date_changed",
+                "last_run_at", "total_run_count",
+            ],
             batch_size=2000,
-        )
+        )  # fmt: skip
         self._changed = True
 
     def delete(self, engine_ids: Sequence[str]) -> None:
@@ -283,7 +300,11 @@ class CeleryBeatBackend:
         # bumping the change counter; finish() bumps it once instead.
         table = connection.ops.quote_name(PeriodicTask._meta.db_table)
         with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [ids])  # noqa: S608 - table name from the model
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id = ANY(%s) RETURNING clocked_id",  # noqa: S608 - table name from the model
+                [ids],
+            )
+            self._clocked.update(row[0] for row in cursor.fetchall() if row[0] is not None)
         self._changed = True
 
     def set_active(self, engine_id: str, active: bool) -> None:
@@ -307,9 +328,32 @@ class CeleryBeatBackend:
         return str(result.id)
 
     def finish(self) -> None:
+        if self._clocked:
+            self._remove_unused_clocks(sorted(self._clocked))
+            self._clocked = set()
         if self._changed:
             PeriodicTasks.update_changed()
             self._changed = False
+
+    @staticmethod
+    def _remove_unused_clocks(ids: list[int]) -> None:
+        """Delete the clocked schedules our tasks used and no task uses any more.
+
+        A one-time schedule is never reused once its instant is gone, so each one left behind
+        is litter in django-celery-beat's admin. Only rows that lost one of our tasks in this
+        apply are candidates, and one still used by any task (a hand-made one included) stays.
+        """
+        clocks = connection.ops.quote_name(ClockedSchedule._meta.db_table)
+        tasks = connection.ops.quote_name(PeriodicTask._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {clocks} AS c WHERE c.id = ANY(%s)"  # noqa: S608 - table names from the models
+                f" AND NOT EXISTS (SELECT 1 FROM {tasks} AS t WHERE t.clocked_id = c.id)",
+                [ids],
+            )
+            removed = cursor.rowcount
+        if removed:
+            logger.info("unused clocked schedules removed", extra={"count": removed})
 
     # ------------------------------------------------------------------ rendering
     def _fill(self, task: PeriodicTask, desired: Desired, schedules: _ScheduleRows) -> PeriodicTask:
