@@ -160,11 +160,11 @@ def json_value(node: Node) -> object:
         return [json_value(item) for item in node.items]
     if node.kind == "mapping":
         result: dict[str, object] = {}
-        for key, value in node.pairs():
+        for key, item in node.pairs():
             name = text(key, what="a string key")
             if name in result:
                 raise FieldError(f"duplicate key {name!r}", line=key.line)
-            result[name] = json_value(value)
+            result[name] = json_value(item)
         return result
     value = _scalar_value(node)
     if isinstance(value, str):

@@ -24,7 +24,7 @@ from tests.unit.test_manifest_hypothesis import scalars as junk_scalars
 from tests.unit.test_manifest_hypothesis import values as junk_values
 
 NAMES = ("alpha", "beta", "gamma")
-TASK = "tasks.health.ping"
+TASK = "orchestrator.ping"
 
 #: Instants whose handling once broke (or must not break) an engine, as written by hand.
 EXTREME_INSTANTS = (

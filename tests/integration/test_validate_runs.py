@@ -69,10 +69,10 @@ def test_validate__extreme_instants_refused_with_their_lines(tmp_path: Path) -> 
         jobs:
           old:
             at: '0001-01-01T00:00:00+14:00'
-            task: tasks.health.ping
+            task: orchestrator.ping
           late:
             schedule: "@hourly"
-            task: tasks.health.ping
+            task: orchestrator.ping
             expires: '9999-12-31T23:59:59-14:00'
         """,
     )
@@ -96,10 +96,10 @@ def test_apply__latest_instants_tick_and_plan_clean(tmp_path: Path) -> None:
         jobs:
           last-once:
             at: '9998-12-31T09:59:59.999999-14:00'
-            task: tasks.health.ping
+            task: orchestrator.ping
           last-expiry:
             schedule: "@hourly"
-            task: tasks.health.ping
+            task: orchestrator.ping
             expires: '9999-01-01T13:59:59.999999+14:00'
         """,
     )
@@ -117,10 +117,10 @@ def test_validate__past_instants_refused(tmp_path: Path) -> None:
     jobs:
       once:
         at: '2030-06-01T13:00:00+02:00'
-        task: tasks.health.ping
+        task: orchestrator.ping
       ends:
         schedule: "@daily"
-        task: tasks.health.ping
+        task: orchestrator.ping
         expires: '2030-05-31T00:00:00Z'
     """
     with pytest.raises(ManifestInvalid) as refused:
@@ -145,7 +145,7 @@ def test_validate__applied_instant_that_passed_stays_valid() -> None:
     jobs:
       once:
         at: '{at}'
-        task: tasks.health.ping
+        task: orchestrator.ping
         expires: '{at}'
     """
     at = "2030-06-01T13:00:00+02:00"
@@ -172,7 +172,7 @@ def test_apply__at_with_an_offset_plans_clean(tmp_path: Path) -> None:
         jobs:
           once:
             at: '{when}'
-            task: tasks.health.ping
+            task: orchestrator.ping
             expires: '{when}'
         """,
     )
@@ -190,7 +190,7 @@ TRIGGERS = {
     "startup": "on: startup",
 }
 BODIES = {
-    "task": "task: tasks.health.ping",
+    "task": "task: orchestrator.ping",
     "sql": "sql: SELECT 1",
     "command": 'command: ["true"]',
 }
@@ -288,7 +288,7 @@ def test_validate__nul_anywhere_refused(tmp_path: Path, field: str, line: int) -
         jobs:
           job:
             schedule: "@hourly"
-            task: tasks.health.ping
+            task: orchestrator.ping
             {field}
         """,
     )
@@ -343,17 +343,17 @@ def test_apply__prune_and_trigger_change_remove_our_clocked_schedules(tmp_path: 
     a clocked schedule a hand-made task uses is never touched."""
     hand_clock = ClockedSchedule.objects.create(clocked_time=SOON)
     PeriodicTask.objects.create(
-        name="hand-made", task="tasks.health.ping", clocked=hand_clock, one_off=True
+        name="hand-made", task="orchestrator.ping", clocked=hand_clock, one_off=True
     )
     both = f"""\
         version: 1
         jobs:
           once:
             at: '{SOON.isoformat()}'
-            task: tasks.health.ping
+            task: orchestrator.ping
           other:
             at: '{(SOON + timedelta(hours=1)).isoformat()}'
-            task: tasks.health.ping
+            task: orchestrator.ping
         """
     assert_applies_and_plans_clean(write(tmp_path, both))
     assert ClockedSchedule.objects.count() == 2  # "once" shares the hand-made task's instant
