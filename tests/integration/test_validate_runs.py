@@ -4,6 +4,7 @@ refuses changes nothing. Regression tests for the cases of issue 12, on the real
 from __future__ import annotations
 
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from django_celery_beat.models import ClockedSchedule, PeriodicTask
 
 from orchestrator import desired, reconcile
 from orchestrator.errors import ManifestInvalid
-from orchestrator.models import ManagedJob
+from orchestrator.models import JobRun, ManagedJob, RunStatus
 from tests.integration.reconcile_helpers import clear_engines
 from tests.integration.validate_helpers import jobs, snapshot, tick_beat
 
@@ -246,20 +247,43 @@ def test_apply__engine_changes_both_ways(tmp_path: Path, before: str, after: str
     assert (in_pg_cron, in_celery) == ((1, 0) if after == "pg_cron" else (0, 1))
 
 
+def fired_one_off(tmp_path: Path) -> str:
+    """Apply a one-time job due in a few seconds, wait until its instant has passed, and leave
+    what its run leaves: beat's claim (``last_run_at``), beat's disabling of the fired one-off
+    task, the run in history. Returns the manifest, which now lists a past ``at``."""
+    when = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    text = manifest(f"at: '{when.isoformat()}'", BODIES["task"])
+    assert_applies_and_plans_clean(write(tmp_path, text))
+    time.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds()) + 0.2)
+    PeriodicTask.objects.filter(name="job").update(
+        enabled=False, last_run_at=when, total_run_count=0
+    )
+    JobRun.objects.create(
+        job="job", engine="celery", engine_run_id="fired-job", status=RunStatus.SUCCEEDED,
+        scheduled_for=when, started=when, finished=when,
+    )  # fmt: skip
+    return text
+
+
 def test_apply__fired_one_time_job_changed_to_a_schedule_runs_again(tmp_path: Path) -> None:
-    """django-celery-beat disables a one-off task once it ran. That is the job being done, not
-    an operator's pause: while the manifest keeps the instant it stays off, and changed into a
-    schedule it is enabled and counted afresh."""
-    assert_applies_and_plans_clean(write(tmp_path, manifest(TRIGGERS["at"], BODIES["task"])))
-    PeriodicTask.objects.filter(name="job").update(enabled=False, total_run_count=1)
-    status, _, _ = jobs("plan", "--manifest", str(tmp_path / "jobs.yaml"), "--check")
-    assert status == 0
+    """A one-time job that fired is done: still listed with its past ``at`` it validates and
+    plans clean. Changed into a schedule it is enabled again and counted afresh."""
+    text = fired_one_off(tmp_path)
+    assert jobs("plan", "--manifest", write(tmp_path, text), "--check")[0] == 0
     assert_applies_and_plans_clean(write(tmp_path, manifest(TRIGGERS["cron"], BODIES["task"])))
     task = PeriodicTask.objects.get(name="job")
     assert (task.enabled, task.one_off, task.total_run_count, task.last_run_at) == (
         True, False, 0, None,
     )  # fmt: skip
-    assert not ManagedJob.objects.get(name="job").paused
+
+
+def test_apply__fired_one_time_job_with_a_new_description_stays_done(tmp_path: Path) -> None:
+    """Editing anything but the instant of a fired one-time job does not run it again: its
+    task stays disabled, on the same clocked schedule, and the plan is clean."""
+    text = fired_one_off(tmp_path)
+    assert_applies_and_plans_clean(write(tmp_path, text + "    description: ran once\n"))
+    task = PeriodicTask.objects.get(name="job")
+    assert (task.enabled, task.one_off, task.description) == (False, True, "ran once")
 
 
 # --------------------------------------------------------------------------- text and numbers
