@@ -69,3 +69,8 @@ class PlacementError(OrchestratorError):
 
 def _error_order(error: OrchestratorError) -> tuple[str, int, str, str]:
     return (error.path or "", error.line or 0, error.job or "", error.field or "")
+
+
+class JobsRoleMissing(ServiceError):
+    """The jobs role is not set up in this database: pg_cron jobs would run as the role that
+    applies the manifest. Run scripts/jobs_role.sql as a superuser (README, "Security")."""

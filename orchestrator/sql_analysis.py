@@ -25,7 +25,9 @@ from pglast import parser
 from orchestrator.sql_rules import (
     external_reason,
     non_transactional_label,
+    privilege_label,
     role_change_label,
+    scheduling_label,
     statement_label,
     transaction_label,
 )
@@ -62,6 +64,7 @@ class Statement:
     leaves_database: tuple[str, ...] = ()  # sentences: how it reaches outside the database
     unverifiable: tuple[str, ...] = ()  # sentences: what could not be checked
     role_change: str | None = None
+    privilege: str | None = None  # changes privileges, ownership, databases, settings, schedules
     transaction_control: str | None = None
     client_copy: bool = False  # COPY ... FROM STDIN / TO STDOUT
     functions: tuple[FunctionRef, ...] = ()
@@ -106,8 +109,25 @@ class SqlFacts:
                 found.append(
                     SqlProblem(
                         statement.offset,
-                        f"{statement.role_change} is refused: a job runs as the role that "
-                        "scheduled it and must not change roles",
+                        f"{statement.role_change} is refused: a job runs as the jobs role, "
+                        "with only the privileges granted to it, and must not change roles",
+                    )
+                )
+            if statement.privilege:
+                found.append(
+                    SqlProblem(
+                        statement.offset,
+                        f"{statement.privilege} is refused: scheduling jobs and changing "
+                        "privileges, ownership or database settings is the operator's work, "
+                        "never a job's (the jobs role may not do it)",
+                    )
+                )
+            for reason in statement.unverifiable:
+                found.append(
+                    SqlProblem(
+                        statement.offset,
+                        f"{reason}: refused, because what it runs cannot be checked; put "
+                        "the logic in a function installed by a migration and call that",
                     )
                 )
             if statement.transaction_control:
@@ -188,6 +208,7 @@ def _statement(kind: str, node: dict[str, Any], offset: int, sql: str) -> Statem
         leaves_database=tuple(dict.fromkeys(collected.leaves)),
         unverifiable=tuple(dict.fromkeys(collected.unverifiable)),
         role_change=collected.role_change,
+        privilege=collected.privilege,
         transaction_control=collected.transaction_control,
         client_copy=collected.client_copy,
         functions=tuple(dict.fromkeys(collected.functions)),
@@ -202,6 +223,7 @@ class _Collector:
         self.leaves: list[str] = []
         self.unverifiable: list[str] = []
         self.role_change: str | None = None
+        self.privilege: str | None = None
         self.transaction_control: str | None = None
         self.client_copy = False
 
@@ -222,6 +244,9 @@ class _Collector:
         role = role_change_label(kind, node)
         if role and not self.role_change:
             self.role_change = role
+        privilege = privilege_label(kind, node)
+        if privilege and not self.privilege:
+            self.privilege = privilege
         control = transaction_label(kind, node)
         if control and not self.transaction_control:
             self.transaction_control = control
@@ -235,9 +260,15 @@ class _Collector:
         reason = external_reason(ref.schema, ref.name)
         if reason:
             self.leaves.append(reason)
+        scheduling = scheduling_label(ref.schema, ref.name)
+        if scheduling and not self.privilege:
+            self.privilege = scheduling
         if ref.name == "set_config" and not self.role_change:
             setting = _first_string_argument(node)
-            if setting in {"role", "session_authorization"}:
+            if setting is None:
+                # A name built at run time ('ro' || 'le') could be either of the two below.
+                self.role_change = "set_config() of a setting named by an expression"
+            elif setting.lower() in {"role", "session_authorization"}:
                 self.role_change = f"set_config('{setting}', ...)"
 
     def _copy(self, node: dict[str, Any]) -> None:

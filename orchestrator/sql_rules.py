@@ -165,6 +165,46 @@ def role_change_label(kind: str, node: dict[str, Any]) -> str | None:
     return None
 
 
+#: Statements that change privileges, ownership, databases or the server's settings: the
+#: operator's business, never a job's (the jobs role could not do them anyway; README "Security").
+_PRIVILEGE_STATEMENTS = {
+    "AlterDefaultPrivilegesStmt": "ALTER DEFAULT PRIVILEGES",
+    "AlterOwnerStmt": "ALTER ... OWNER TO",
+    "ReassignOwnedStmt": "REASSIGN OWNED",
+    "DropOwnedStmt": "DROP OWNED",
+    "AlterDatabaseStmt": "ALTER DATABASE",
+    "AlterDatabaseSetStmt": "ALTER DATABASE ... SET",
+    "AlterDatabaseRefreshCollStmt": "ALTER DATABASE ... REFRESH COLLATION VERSION",
+    "CreatedbStmt": "CREATE DATABASE",
+    "DropdbStmt": "DROP DATABASE",
+    "AlterSystemStmt": "ALTER SYSTEM",
+}
+#: Schemas whose functions schedule, alter or remove pg_cron jobs (scripts/jobs_role.sql).
+SCHEDULING_SCHEMAS = frozenset({"cron", "orchestrator_cron"})
+#: pg_cron's scheduling functions whose names are unmistakable even unqualified.
+SCHEDULING_FUNCTIONS = frozenset({"schedule_in_database", "alter_job", "unschedule"})
+
+
+def privilege_label(kind: str, node: dict[str, Any]) -> str | None:
+    """The statement's name when it changes privileges, ownership or database settings."""
+    if kind in _PRIVILEGE_STATEMENTS:
+        return _PRIVILEGE_STATEMENTS[kind]
+    if kind == "GrantStmt":
+        return "GRANT" if node.get("is_grant") else "REVOKE"
+    if kind == "AlterTableStmt":
+        for item in node.get("cmds") or ():
+            if item.get("AlterTableCmd", {}).get("subtype") == "AT_ChangeOwner":
+                return "ALTER TABLE ... OWNER TO"
+    return None
+
+
+def scheduling_label(schema: str | None, name: str) -> str | None:
+    """``cron.schedule()`` and its kind: a job must not schedule jobs the manifest does not hold."""
+    if schema in SCHEDULING_SCHEMAS or (schema is None and name in SCHEDULING_FUNCTIONS):
+        return f"{schema}.{name}()" if schema else f"{name}()"
+    return None
+
+
 _TRANSACTION_KINDS = {
     "TRANS_STMT_BEGIN": "BEGIN",
     "TRANS_STMT_START": "START TRANSACTION",

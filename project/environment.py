@@ -53,6 +53,17 @@ def get(name: str, default: str = "") -> str:
     return _EMBEDDED.get(name, default)
 
 
+def get_with(name: str, partner: str, default: str = "") -> str:
+    """Like ``get``, but the embedded services' value only when ``partner`` is embedded too:
+    the jobs role's URL of the embedded cluster must never pair with an external database."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    if os.environ.get(partner):
+        return default
+    return _EMBEDDED.get(name, default)
+
+
 def flag(name: str, default: bool = False) -> bool:
     value = get(name)
     if not value:

@@ -89,6 +89,21 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = "orchestrator"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# SQL jobs never run as the role above, which owns the database and applies the manifest: they
+# run as the jobs role (README "Security"; scripts/jobs_role.sql creates it), with only the
+# privileges granted to it. pg_cron logs in as it by itself; the Celery runner connects with
+# JOBS_DATABASE_URL (the same database, that role's credentials) through the "jobs" alias.
+# Without it, the runner refuses SQL jobs rather than run them as the owner.
+JOBS_DATABASE_URL = env.get_with("JOBS_DATABASE_URL", "DATABASE_URL")
+if JOBS_DATABASE_URL:
+    DATABASES["jobs"] = dj_database_url.parse(JOBS_DATABASE_URL, conn_max_age=60)
+    DATABASES["jobs"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["jobs"].setdefault("OPTIONS", {})["application_name"] = "orchestrator-jobs"
+ORCHESTRATOR_JOBS_ROLE = env.get(
+    "ORCHESTRATOR_JOBS_ROLE",
+    str(DATABASES["jobs"]["USER"]) if "jobs" in DATABASES else "orchestrator_jobs",
+)
+
 # --------------------------------------------------------------------------- i18n, static
 
 LANGUAGE_CODE = "en-us"

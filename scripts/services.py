@@ -13,7 +13,9 @@ under ``/var/lib/orchestrator`` instead and ``.data/<profile>/postgres`` points 
 
 pg_cron runs its jobs in background workers (``cron.use_background_workers``), so it needs no
 password to connect back; applications log in as the non-superuser role ``orchestrator`` with a
-generated password (SCRAM). Secrets are written to 0600 files, never passed in argv.
+generated password (SCRAM), and SQL jobs run as ``orchestrator_jobs`` (``scripts/jobs_role.sql``:
+no CREATEDB/CREATEROLE, only the privileges granted to it). Secrets are written to 0600 files,
+never passed in argv.
 
 With ``DATABASE_URL`` (or ``REDIS_URL``) set in the environment, that service is external and
 nothing embedded starts for it.
@@ -55,6 +57,7 @@ def start(profile: Profile, quiet: bool) -> None:
     else:
         start_postgres(profile)
         values["DATABASE_URL"] = profile.database_url()
+        values["JOBS_DATABASE_URL"] = profile.jobs_database_url()
     if external_redis:
         log("REDIS_URL is set: using that Redis, starting none")
         values.pop("REDIS_URL")

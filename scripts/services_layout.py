@@ -19,6 +19,8 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_CRON_LIB = Path("/usr/lib/postgresql/15/lib/pg_cron.so")
 REDIS_SERVER = "redis-server"
 APP_ROLE = "orchestrator"
+# SQL jobs run as this role, never as APP_ROLE (scripts/jobs_role.sql, README "Security")
+JOBS_ROLE = "orchestrator_jobs"
 APP_DB = "orchestrator"
 REDIS_PORTS = {"dev": 6390, "test": 6391}  # other profiles: a port derived from the name
 PACKAGES = {
@@ -141,6 +143,10 @@ class Profile:
     def database_url(self) -> str:
         host = urllib.parse.quote(str(self.socket_dir), safe="")
         return f"postgresql://{APP_ROLE}:{self.secret('postgres')}@{host}/{APP_DB}"
+
+    def jobs_database_url(self) -> str:
+        host = urllib.parse.quote(str(self.socket_dir), safe="")
+        return f"postgresql://{JOBS_ROLE}:{self.secret('postgres-jobs')}@{host}/{APP_DB}"
 
     def redis_url(self) -> str:
         return f"redis://:{self.secret('redis')}@127.0.0.1:{self.redis_port}/0"

@@ -1,7 +1,8 @@
 """The embedded PostgreSQL 15 cluster with pg_cron: create, configure, start, bootstrap, stop.
 
 Part of ``scripts/services.py``. pg_cron runs its jobs in background workers, so it needs no
-password to connect back; applications log in as the non-superuser ``orchestrator`` role.
+password to connect back; applications log in as the non-superuser ``orchestrator`` role, and
+SQL jobs run as ``orchestrator_jobs`` (``scripts/jobs_role.sql``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 from services_layout import (
     APP_DB,
     APP_ROLE,
+    JOBS_ROLE,
     PG_BIN,
+    ROOT,
     Profile,
     SetupError,
     is_root,
@@ -142,14 +145,19 @@ GRANT EXECUTE ON FUNCTION cron.alter_job(bigint, text, text, text, text, boolean
 
 
 def bootstrap_database(profile: Profile) -> None:
-    """Create the application role and database and install pg_cron, idempotently.
+    """Create the application role and database, install pg_cron and set up the jobs role,
+    idempotently.
 
-    The script travels on psql's standard input, so the password never shows in argv;
-    psql's :'var' interpolation quotes it as a literal.
+    The script travels on psql's standard input, so the passwords never show in argv;
+    psql's :'var' interpolation quotes them as literals.
     """
     script = (
         f"\\set role {APP_ROLE}\n\\set db {APP_DB}\n"
-        f"\\set password {profile.secret('postgres')}\n" + BOOTSTRAP_SQL
+        f"\\set password {profile.secret('postgres')}\n"
+        + BOOTSTRAP_SQL
+        + f"\\set app_role {APP_ROLE}\n\\set jobs_role {JOBS_ROLE}\n"
+        f"\\set jobs_password {profile.secret('postgres-jobs')}\n"
+        + (ROOT / "scripts" / "jobs_role.sql").read_text()
     )
     run(
         [

@@ -169,14 +169,6 @@ CASES = [
     Case("dblink", "schedule: '@daily'\nsql: SELECT dblink_exec('host=db', 'VACUUM')", "celery",
          ("Not pg_cron: the SQL reaches outside the database: dblink_exec() connects to another "
           "database (dblink).",)),
-    Case("dynamic-sql", "schedule: '@daily'\nsql: DO $$ BEGIN EXECUTE 'ANALYZE'; END $$", "celery",
-         ("Not pg_cron: cannot check that the SQL stays inside the database: the DO block runs "
-          "dynamic SQL (EXECUTE), not checked.",)),
-    Case("dynamic-sql-forced",
-         "schedule: '@daily'\ntarget: pg_cron\nsql: DO $$ BEGIN EXECUTE 'ANALYZE'; END $$",
-         "pg_cron",
-         ("Not verified: cannot check that the SQL stays inside the database: the DO block runs "
-          "dynamic SQL (EXECUTE), not checked.",)),
     # ------------------------------------------------------------------ bodies and targets
     Case("task", "schedule: '@hourly'\ntask: tasks.backup.backup_database", "celery",
          ("Not pg_cron: the body is a Celery task (tasks.backup.backup_database); pg_cron runs "
@@ -224,7 +216,7 @@ CASES = [
     # ------------------------------------------------------------------ databases
     Case("other-database", "schedule: '@daily'\nsql: SELECT 1\ndatabase: analytics", "celery",
          ("Not pg_cron: pg_cron 1.4 lives in 'app' and this role may not call "
-          "cron.schedule_in_database to run jobs in 'analytics'.",)),
+          "orchestrator_cron.schedule to run jobs in 'analytics' (scripts/jobs_role.sql).",)),
     Case("other-database-allowed", "schedule: '@daily'\nsql: SELECT 1\ndatabase: analytics",
          "pg_cron", caps=ELSEWHERE_OK),
     Case("other-server", "schedule: '@daily'\nsql: SELECT 1\ndatabase: remote", "celery",
@@ -232,7 +224,8 @@ CASES = [
     Case("no-connect", "schedule: '@daily'\nsql: SELECT 1\ndatabase: analytics", "celery",
          ("Not pg_cron: the role may not connect to database 'analytics'.",
           "Not pg_cron: pg_cron 1.4 lives in 'app' and this role may not call "
-          "cron.schedule_in_database to run jobs in 'analytics'."), caps=NO_CONNECT),
+          "orchestrator_cron.schedule to run jobs in 'analytics' (scripts/jobs_role.sql)."),
+         caps=NO_CONNECT),
     # ------------------------------------------------------------------ capabilities
     Case("no-pg-cron", "schedule: '@daily'\nsql: VACUUM", "celery",
          ("Not pg_cron: pg_cron is not installed in database 'app'.",

@@ -168,8 +168,8 @@ def test_load__from_file_and_missing_file(tmp_path: Path) -> None:
         ("schedule: '@daily'\nsql: |\n  SELECT 1;\n  DELETE FROM t\n  WHER id = 1;", [
             "jobs.yaml:8: job 'job': sql: invalid SQL: syntax error at or near \"id\""]),
         ("schedule: '@daily'\nsql: |\n  DELETE FROM t;\n  SET ROLE admin;", [
-            "jobs.yaml:7: job 'job': sql: SET ROLE is refused: a job runs as the role that "
-            "scheduled it and must not change roles"]),
+            "jobs.yaml:7: job 'job': sql: SET ROLE is refused: a job runs as the jobs role, "
+            "with only the privileges granted to it, and must not change roles"]),
         ("schedule: '@daily'\nsql: |\n  DELETE FROM t;\n  VACUUM t;", [
             "jobs.yaml:7: job 'job': sql: VACUUM cannot run inside a transaction block, and a "
             "body of several statements runs as one transaction; give it a job of its own"]),

@@ -6,6 +6,10 @@ import pytest
 
 from orchestrator.sql_analysis import FunctionRef, SqlSyntaxError, analyse_sql, line_and_column
 
+ROLE_REASON = (
+    "a job runs as the jobs role, with only the privileges granted to it, and must not change roles"
+)
+
 
 @pytest.mark.parametrize(
     ("sql", "label", "transactional"),
@@ -143,38 +147,31 @@ def test_analyse_sql__dynamic_sql_is_unverifiable() -> None:
     [
         (
             "SET ROLE admin",
-            "SET ROLE is refused: a job runs as the role that scheduled it and must not change "
-            "roles",
+            "SET ROLE is refused: " + ROLE_REASON,
         ),
         (
             "RESET ROLE",
-            "RESET ROLE is refused: a job runs as the role that scheduled it and must not change "
-            "roles",
+            "RESET ROLE is refused: " + ROLE_REASON,
         ),
         (
             "SET LOCAL SESSION AUTHORIZATION bob",
-            "SET SESSION AUTHORIZATION is refused: a job runs as the role that scheduled it and "
-            "must not change roles",
+            "SET SESSION AUTHORIZATION is refused: " + ROLE_REASON,
         ),
         (
             "ALTER ROLE app SUPERUSER",
-            "ALTER ROLE is refused: a job runs as the role that scheduled it and must not change "
-            "roles",
+            "ALTER ROLE is refused: " + ROLE_REASON,
         ),
         (
             "CREATE ROLE intruder LOGIN",
-            "CREATE ROLE is refused: a job runs as the role that scheduled it and must not change "
-            "roles",
+            "CREATE ROLE is refused: " + ROLE_REASON,
         ),
         (
             "GRANT admin TO app",
-            "GRANT role is refused: a job runs as the role that scheduled it and must not change "
-            "roles",
+            "GRANT role is refused: " + ROLE_REASON,
         ),
         (
             "SELECT set_config('role', 'admin', false)",
-            "set_config('role', ...) is refused: a job runs as the role that scheduled it and must "
-            "not change roles",
+            "set_config('role', ...) is refused: " + ROLE_REASON,
         ),
         (
             "BEGIN",
@@ -199,6 +196,82 @@ def test_analyse_sql__dynamic_sql_is_unverifiable() -> None:
 def test_analyse_sql__refused_outright(sql: str, message: str) -> None:
     """Role changes, transaction control, client COPY and empty bodies are problems."""
     assert [problem.message for problem in analyse_sql(sql).problems()] == [message]
+
+
+PRIVILEGE_REASON = (
+    "is refused: scheduling jobs and changing privileges, ownership or database settings is the "
+    "operator's work, never a job's (the jobs role may not do it)"
+)
+UNCHECKED_REASON = (
+    ": refused, because what it runs cannot be checked; put the logic in a function installed "
+    "by a migration and call that"
+)
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("GRANT SELECT ON auth_user TO PUBLIC", f"GRANT {PRIVILEGE_REASON}"),
+        ("REVOKE ALL ON events FROM app", f"REVOKE {PRIVILEGE_REASON}"),
+        (
+            "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC",
+            f"ALTER DEFAULT PRIVILEGES {PRIVILEGE_REASON}",
+        ),
+        ("ALTER TABLE events OWNER TO app", f"ALTER TABLE ... OWNER TO {PRIVILEGE_REASON}"),
+        ("ALTER FUNCTION f() OWNER TO app", f"ALTER ... OWNER TO {PRIVILEGE_REASON}"),
+        (
+            "ALTER DATABASE orchestrator SET work_mem = '1GB'",
+            f"ALTER DATABASE ... SET {PRIVILEGE_REASON}",
+        ),
+        ("ALTER DATABASE orchestrator CONNECTION LIMIT 1", f"ALTER DATABASE {PRIVILEGE_REASON}"),
+        (
+            "SELECT cron.schedule('hidden', '* * * * *', 'SELECT 1')",
+            f"cron.schedule() {PRIVILEGE_REASON}",
+        ),
+        ("SELECT cron.unschedule(1)", f"cron.unschedule() {PRIVILEGE_REASON}"),
+        ("SELECT alter_job(1, active => false)", f"alter_job() {PRIVILEGE_REASON}"),
+        (
+            "SELECT orchestrator_cron.schedule('x', '* * * * *', 'SELECT 1', 'db', true)",
+            f"orchestrator_cron.schedule() {PRIVILEGE_REASON}",
+        ),
+        (
+            "DO $$ BEGIN PERFORM cron.schedule('x', '* * * * *', 'SELECT 1'); END $$",
+            f"cron.schedule() {PRIVILEGE_REASON}",
+        ),
+        (
+            "SELECT set_config('ro' || 'le', 'orchestrator', false)",
+            "set_config() of a setting named by an expression is refused: " + ROLE_REASON,
+        ),
+        (
+            "SELECT set_config('ROLE', 'x', false)",
+            "set_config('ROLE', ...) is refused: " + ROLE_REASON,
+        ),
+        (
+            "DO $$ BEGIN EXECUTE 'SET ROLE orchestrator'; END $$",
+            f"the DO block runs dynamic SQL (EXECUTE), not checked{UNCHECKED_REASON}",
+        ),
+        (
+            "DO LANGUAGE plperl $$ 1; $$",
+            f"a DO block in plperl is not analysed{UNCHECKED_REASON}",
+        ),
+    ],
+)
+def test_analyse_sql__privileged_statements_refused(sql: str, message: str) -> None:
+    """What only the operator may do (schedule pg_cron jobs, grant, change owners, database or
+    server settings, roles even through a computed set_config name) and what cannot be checked
+    (dynamic SQL) is refused with a reason; there is no opt-in (README, Security)."""
+    assert [problem.message for problem in analyse_sql(sql).problems()] == [message]
+
+
+def test_analyse_sql__ordinary_settings_and_functions_pass() -> None:
+    """set_config of an ordinary setting, a function named like pg_cron's ``schedule`` in the
+    job's own schema, and a DO block of static SQL are not refused."""
+    for sql in (
+        "SELECT set_config('work_mem', '64MB', true)",
+        "SELECT platform.schedule_review(1)",
+        "DO $$ BEGIN DELETE FROM events WHERE id < 10; END $$",
+    ):
+        assert analyse_sql(sql).problems() == [], sql
 
 
 def test_analyse_sql__non_transactional_must_stand_alone() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from celery import Task, shared_task
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from orchestrator.engines.celery.libpq import Target, client_environment
 
@@ -97,10 +98,27 @@ def execute(
     raise JobFailed(f"unknown body kind {kind!r}")
 
 
+def sql_connection(database: str) -> BaseDatabaseWrapper:
+    """The connection a job's SQL runs on: the jobs role's, never the owner's.
+
+    A job's SQL logs in as the jobs role (settings: ``JOBS_DATABASE_URL``, alias ``jobs``) rather
+    than switching to it with ``SET ROLE``, which the SQL itself could ``RESET``. Only the
+    default database has a jobs role connection; without one the job fails instead of running
+    with the owner's privileges.
+    """
+    alias = "jobs" if database == "default" else f"jobs_{database}"
+    if alias not in connections.settings:
+        raise JobFailed(
+            f"no jobs role connection for database {database!r}: set JOBS_DATABASE_URL "
+            "(README, Security); SQL jobs never run as the role that owns the database"
+        )
+    return connections[alias]
+
+
 def run_sql(sql: str, database: str, timeout: int | None) -> str:
     """Run the SQL as written, as pg_cron would: one simple-protocol command in autocommit, so
     several statements run as one implicit transaction and VACUUM may stand alone."""
-    connection = connections[database]
+    connection = sql_connection(database)
     try:
         with connection.cursor() as cursor:
             if timeout:

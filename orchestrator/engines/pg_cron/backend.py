@@ -1,9 +1,15 @@
 """The pg_cron backend: jobs live in ``cron.job`` and change only through pg_cron's functions.
 
-Every change goes through ``cron.schedule_in_database`` / ``cron.alter_job`` / ``cron.unschedule``
-(never direct writes to ``cron.job``), in bulk: one statement per kind of change, each value an
-array parameter, so 5,000 jobs cost one round trip and a quote, ``$$`` or ``;--`` in a body is
-data, never SQL. All of it runs in the caller's transaction, beside the Celery beat tables.
+Every change goes through ``orchestrator_cron.schedule`` / ``alter_job`` / ``unschedule`` (never
+direct writes to ``cron.job``), in bulk: one statement per kind of change, each value an array
+parameter, so 5,000 jobs cost one round trip and a quote, ``$$`` or ``;--`` in a body is data,
+never SQL. All of it runs in the caller's transaction, beside the Celery beat tables.
+
+Those are SECURITY DEFINER wrappers a superuser installs (``scripts/jobs_role.sql``) around
+pg_cron's functions, because pg_cron 1.4 lets only a superuser create a job that runs as another
+role: every job the orchestrator schedules runs as the jobs role, never as the role applying the
+manifest (which owns the database and could grant, schedule and alter it). Without them, nothing
+is scheduled: ``JobsRoleMissing`` says how to install them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from orchestrator.engines.pg_cron.capabilities import Capabilities, read_capabil
 from orchestrator.engines.pg_cron.fit import PgCronFit
 from orchestrator.engines.pg_cron.preflight import ensure_pg_cron
 from orchestrator.engines.pg_cron.queries import query
+from orchestrator.errors import JobsRoleMissing
 from orchestrator.schedules import EngineSchedule
 from orchestrator.specs import JobSpec, SqlBody, Trigger
 
@@ -38,7 +45,7 @@ class PgCronBackend:
     label = "pg_cron"
 
     def __init__(self) -> None:
-        self._user: str | None = None
+        self._jobs_role: str | None = None
 
     # ------------------------------------------------------------------ judging
     def capabilities(self, needs: Needs) -> Capabilities:
@@ -125,13 +132,14 @@ class PgCronBackend:
             "schedule": self._schedule(desired),
             "command": self._command(desired),
             "database": self._database(desired),
-            "username": self._current_user(),
+            "username": self.jobs_role(),
         }
 
     # ------------------------------------------------------------------ changing
     def create(self, jobs: Sequence[Desired]) -> dict[str, str]:
         if not jobs:
             return {}
+        self.jobs_role()
         with connection.cursor() as cursor:
             cursor.execute(query("schedule_many"), self._columns(jobs, [d.spec.name for d in jobs]))
             created = {name: str(jobid) for name, jobid in cursor.fetchall()}
@@ -142,6 +150,7 @@ class PgCronBackend:
         if not jobs:
             return
         ids = [int(engine_id) for engine_id, _ in jobs]
+        self.jobs_role()
         with connection.cursor() as cursor:
             cursor.execute(query("alter_many"), self._columns([d for _, d in jobs], ids))
         logger.info("pg_cron jobs altered", extra={"count": len(jobs)})
@@ -149,11 +158,13 @@ class PgCronBackend:
     def delete(self, engine_ids: Sequence[str]) -> None:
         if not engine_ids:
             return
+        self.jobs_role()
         with connection.cursor() as cursor:
             cursor.execute(query("unschedule_many"), [[int(i) for i in engine_ids]])
         logger.info("pg_cron jobs unscheduled", extra={"count": len(engine_ids)})
 
     def set_active(self, engine_id: str, active: bool) -> None:
+        self.jobs_role()
         with connection.cursor() as cursor:
             cursor.execute(query("set_active"), [int(engine_id), active])
 
@@ -195,9 +206,16 @@ class PgCronBackend:
     def _database(desired: Desired) -> str:
         return str(settings.DATABASES[desired.spec.database]["NAME"])
 
-    def _current_user(self) -> str:
-        if self._user is None:
+    def jobs_role(self) -> str:
+        """The role every pg_cron job the orchestrator schedules runs as (read once)."""
+        if self._jobs_role is None:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT current_user")
-                self._user = str(cursor.fetchone()[0])
-        return self._user
+                cursor.execute("SELECT pg_catalog.to_regclass('orchestrator_cron.roles')")
+                if cursor.fetchone()[0] is None:
+                    raise JobsRoleMissing()
+                cursor.execute("SELECT jobs FROM orchestrator_cron.roles")
+                row = cursor.fetchone()
+            if row is None:
+                raise JobsRoleMissing()
+            self._jobs_role = str(row[0])
+        return self._jobs_role

@@ -51,7 +51,8 @@ SELECT n.nspname, p.proname, l.lanname, l.lanpltrusted
  WHERE p.proname = ANY(%s)
  ORDER BY n.nspname, p.proname
 """
-SCHEDULE_IN_DATABASE = "cron.schedule_in_database(text,text,text,text,text,boolean)"
+#: what schedules a job that runs as the jobs role, in any database (scripts/jobs_role.sql)
+SCHEDULE_IN_DATABASE = "orchestrator_cron.schedule(text,text,text,text,boolean)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -319,7 +319,7 @@ def _database_blockers(spec: JobSpec, caps: Capabilities, label: str) -> list[Bl
             Blocker(
                 "database",
                 f"{label} lives in {caps.cron_database_name!r} and this role may not call "
-                f"cron.schedule_in_database to run jobs in {name!r}.",
+                f"orchestrator_cron.schedule to run jobs in {name!r} (scripts/jobs_role.sql).",
             )
         )
     return blockers

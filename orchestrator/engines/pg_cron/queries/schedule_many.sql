@@ -1,8 +1,9 @@
 -- Create many jobs in one round trip; every value arrives as an array parameter.
--- The username is NULL, meaning the current role: pg_cron 1.4 refuses any explicit username
--- from a non-superuser, even its own. It checks the schedule and that the database exists; a
--- failure aborts the caller's whole transaction.
+-- orchestrator_cron.schedule (scripts/jobs_role.sql, installed by a superuser) creates each job
+-- to run as the jobs role, never as the role applying the manifest: pg_cron 1.4 lets only a
+-- superuser name another role. pg_cron checks the schedule and that the jobs role may connect
+-- to the database; a failure aborts the caller's whole transaction.
 SELECT t.name,
-       cron.schedule_in_database(t.name, t.schedule, t.command, t.database, NULL, t.active)
+       orchestrator_cron.schedule(t.name, t.schedule, t.command, t.database, t.active)
   FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::boolean[])
        AS t(name, schedule, command, database, active)

@@ -1,1 +1,1 @@
-SELECT cron.alter_job(%s::bigint, active => %s::boolean)
+SELECT orchestrator_cron.alter_job(%s::bigint, NULL, NULL, NULL, %s::boolean)

@@ -1,1 +1,1 @@
-SELECT cron.unschedule(t.jobid) FROM unnest(%s::bigint[]) AS t(jobid)
+SELECT orchestrator_cron.unschedule(t.jobid) FROM unnest(%s::bigint[]) AS t(jobid)
