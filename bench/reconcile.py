@@ -58,7 +58,7 @@ def manifest(count: int, marker: str = "") -> str:
 
 def clear() -> None:
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT cron.unschedule(jobid) FROM cron.job")
+        cursor.execute("SELECT orchestrator_cron.unschedule(jobid) FROM cron.job")
         cursor.execute("DELETE FROM django_celery_beat_periodictask")
         cursor.execute("DELETE FROM django_celery_beat_crontabschedule")
         cursor.execute("DELETE FROM orchestrator_managedjob")

@@ -46,6 +46,6 @@ def snapshot() -> list[list[tuple]]:
 def clear_engines() -> None:
     """Remove every pg_cron job and periodic task this role owns (tests start from empty)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT cron.unschedule(jobid) FROM cron.job")
+        cursor.execute("SELECT orchestrator_cron.unschedule(jobid) FROM cron.job")
         cursor.execute("DELETE FROM django_celery_beat_periodictask")
         cursor.execute("DELETE FROM orchestrator_managedjob")

@@ -187,7 +187,9 @@ def test_apply__pause_survives_an_apply_of_a_changed_definition() -> None:
     row.paused = True
     row.save()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT cron.alter_job(%s, active => false)", [int(row.engine_id)])
+        cursor.execute(
+            "SELECT orchestrator_cron.alter_job(%s, NULL, NULL, NULL, false)", [int(row.engine_id)]
+        )
     reconcile.apply(placed_from(BASE.replace('"*/15 * * * *"', '"*/10 * * * *"')))
     assert cron_jobs()["purge-old"][1] == "*/10 * * * *"
     assert cron_jobs()["purge-old"][3] is False

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from celery.exceptions import TimeoutError as CeleryTimeout
+from django.conf import settings
 from django.db import connection
 
 from orchestrator import reconcile
@@ -20,9 +21,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def sequence() -> str:
+    """A sequence the job's SQL may use: SQL jobs run as the jobs role, which uses only what
+    it is granted."""
     name = f"seq_{uuid.uuid4().hex[:8]}"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE SEQUENCE {name}")
+        cursor.execute(
+            f"GRANT USAGE, SELECT ON SEQUENCE {name} TO {settings.ORCHESTRATOR_JOBS_ROLE}"
+        )
     yield name
     with connection.cursor() as cursor:
         cursor.execute(f"DROP SEQUENCE {name}")

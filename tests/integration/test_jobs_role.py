@@ -1,0 +1,194 @@
+"""SQL jobs run as the jobs role, and whatever the validator misses, the database refuses.
+
+Each statement that once succeeded from a manifest (issue 12) is run here AS the jobs role,
+through both engines, bypassing the validator that now refuses it: a pg_cron job scheduled
+through ``orchestrator_cron.schedule`` and run by the real pg_cron launcher, and the Celery
+runner on a real worker. The database must refuse each one (the error lands in the run
+history) and nothing may change.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from orchestrator.models import JobRun
+from tests.integration.reconcile_helpers import clear_engines
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: name -> (SQL a hostile manifest held, a fragment of the database's refusal)
+FORBIDDEN = {
+    "grant": ("GRANT SELECT ON auth_user TO PUBLIC", "must be owner|permission denied"),
+    "schedule": (
+        "SELECT cron.schedule('hidden-job', '* * * * *', 'SELECT 1')",
+        "permission denied for function schedule",
+    ),
+    "alter-database": (
+        "ALTER DATABASE {database} SET work_mem = '77MB'",
+        "must be owner of database",
+    ),
+    "set-config-role": (
+        "SELECT set_config('ro' || 'le', '{owner}', false)",
+        "permission denied to set role",
+    ),
+    "do-set-role": (
+        "DO $$ BEGIN EXECUTE 'SET ROLE {owner}'; END $$",
+        "permission denied to set role",
+    ),
+}
+
+
+def statements() -> dict[str, tuple[str, str]]:
+    values = {
+        "database": connection.settings_dict["NAME"],
+        "owner": connection.settings_dict["USER"],
+    }
+    return {name: (sql.format(**values), refusal) for name, (sql, refusal) in FORBIDDEN.items()}
+
+
+def state() -> dict[str, object]:
+    """What the forbidden statements would change: auth_user's privileges, the database's
+    settings, the pg_cron jobs the applying role can see, and the jobs role's own attributes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relacl::text FROM pg_class WHERE oid = 'auth_user'::regclass")
+        acl = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT coalesce(array_agg(array_to_string(setconfig, ',')), '{}') "
+            "FROM pg_db_role_setting WHERE setdatabase = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        database_settings = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM cron.job WHERE jobname = 'hidden-job'")
+        hidden = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, "
+            "(SELECT count(*) FROM pg_auth_members WHERE member = r.oid) "
+            "FROM pg_roles AS r WHERE rolname = %s",
+            [settings.ORCHESTRATOR_JOBS_ROLE],
+        )
+        role = cursor.fetchone()
+    return {"acl": acl, "database": database_settings, "hidden": hidden, "role": role}
+
+
+@pytest.fixture
+def clean() -> None:
+    clear_engines()
+    yield
+    clear_engines()
+
+
+def test_jobs_role__least_privileged_and_not_the_owner() -> None:
+    """The jobs role is no superuser, may not create databases or roles, bypasses no row
+    security, is a member of no role, and is not the role that owns the database."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+        )
+        owner = cursor.fetchone()[0]
+    assert owner != settings.ORCHESTRATOR_JOBS_ROLE
+    assert state()["role"] == (False, False, False, False, 0)
+
+
+def test_jobs_role__pg_cron_jobs_run_as_it_and_the_database_refuses_each_forbidden_statement(
+    clean: None,
+) -> None:
+    """Five pg_cron jobs scheduled the way the reconciler schedules them, each holding a
+    statement the validator refuses: the launcher runs them as the jobs role, every run
+    fails with the database's refusal (in cron.job_run_details and, once imported, in the
+    run history), and auth_user's grants, the database's settings and the pg_cron jobs are
+    as they were."""
+    before = state()
+    forbidden = statements()
+    names = {f"forbidden-{name}-{uuid.uuid4().hex[:6]}": name for name in forbidden}
+    with connection.cursor() as cursor:
+        for job, name in names.items():
+            cursor.execute(
+                "SELECT orchestrator_cron.schedule(%s, '* * * * *', %s, current_database(), true)",
+                [job, forbidden[name][0]],
+            )
+        cursor.execute(
+            "SELECT DISTINCT username FROM cron.job WHERE jobname = ANY(%s)", [list(names)]
+        )
+        assert cursor.fetchall() == [(settings.ORCHESTRATOR_JOBS_ROLE,)]
+    finished = wait_for_cron_runs(list(names), timeout=150)
+    for job, (status, message, username) in finished.items():
+        refusal = forbidden[names[job]][1]
+        assert status == "failed", (job, message)
+        assert username == settings.ORCHESTRATOR_JOBS_ROLE
+        assert any(part in message for part in refusal.split("|")), (job, message)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT orchestrator_import_cron_runs()")
+    recorded = {run.job: run for run in JobRun.objects.filter(job__in=list(names))}
+    assert {job: run.status for job, run in recorded.items()} == dict.fromkeys(names, "failed")
+    assert state() == before
+
+
+def wait_for_cron_runs(jobs: list[str], timeout: float) -> dict[str, tuple[str, str, str]]:
+    """The first finished run of each job: (status, return_message, username)."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, tuple[str, str, str]] = {}
+    while time.monotonic() < deadline and len(found) < len(jobs):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT ON (j.jobname) j.jobname, d.status, d.return_message, d.username"
+                "  FROM cron.job_run_details AS d JOIN cron.job AS j USING (jobid)"
+                " WHERE j.jobname = ANY(%s) AND d.status IN ('succeeded', 'failed')"
+                " ORDER BY j.jobname, d.runid",
+                [jobs],
+            )
+            found = {name: (status, message or "", user) for name, status, message, user in cursor}
+        time.sleep(2)
+    assert len(found) == len(jobs), f"pg_cron ran {sorted(found)} of {sorted(jobs)}"
+    return found
+
+
+def run_sql_job(celery_app, name: str, sql: str):  # type: ignore[no-untyped-def]
+    """Send the runner a SQL body directly, as a hostile schedule row once could."""
+    return celery_app.send_task(
+        "tasks.runner.run_job", kwargs={"name": name, "body": {"kind": "sql", "sql": sql}}
+    )
+
+
+def test_jobs_role__the_celery_runner_connects_as_it(celery_worker, celery_app) -> None:  # type: ignore[no-untyped-def]
+    """The runner's SQL logs in as the jobs role: a body that raises unless current_user and
+    session_user are the jobs role succeeds."""
+    role = settings.ORCHESTRATOR_JOBS_ROLE
+    sql = (
+        f"DO $$ BEGIN IF current_user <> '{role}' OR session_user <> '{role}' THEN "
+        "RAISE EXCEPTION 'ran as %', current_user; END IF; END $$"
+    )
+    result = run_sql_job(celery_app, "whoami", sql)
+    assert result.get(timeout=30)["status"] == "succeeded"
+
+
+def test_jobs_role__the_celery_runner_is_refused_each_forbidden_statement(
+    celery_worker,
+    celery_app,  # type: ignore[no-untyped-def]
+) -> None:
+    """The same five statements through the runner on a real worker: each run fails with
+    the database's refusal, recorded as failed in the run history, and nothing changed."""
+    before = state()
+    for name, (sql, refusal) in statements().items():
+        job = f"celery-forbidden-{name}"
+        result = run_sql_job(celery_app, job, sql)
+        with pytest.raises(Exception, match=refusal):
+            result.get(timeout=30)
+        run = wait_for_run(result.id)
+        assert run.status == "failed", (name, run.message)
+        assert any(part in run.message for part in refusal.split("|")), (name, run.message)
+    assert state() == before
+
+
+def wait_for_run(task_id: str, timeout: float = 15) -> JobRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = JobRun.objects.filter(engine="celery", engine_run_id=task_id).first()
+        if run is not None and run.status not in ("queued", "running"):
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"no finished run recorded for task {task_id}")
