@@ -4,11 +4,16 @@ pg_cron keeps its jobs in ``cron.job`` and django-celery-beat in its own tables,
 application database, so one transaction covers both engines and the registry: an apply lands
 whole or not at all. Concurrent applies serialize on a transaction-level advisory lock, and each
 one computes its plan *after* taking the lock, so the second of two racing applies sees the
-first one's result and has nothing left to do.
+first one's result: it re-plans against it, and what it reports is what it made live. An apply
+that was confirmed against a plan shown earlier (``jobs apply`` without ``--yes``, the admin's
+Apply button) passes that plan's ``fingerprint``; when the plan under the lock differs, it fails
+with ``PlanChanged`` and changes nothing, rather than apply what nobody saw.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,6 +26,7 @@ from django.utils import timezone
 from orchestrator import status
 from orchestrator.engines import backends as configured_backends
 from orchestrator.engines.base import STARTUP_PREFIX, Backend, Desired, LiveJob
+from orchestrator.errors import OrchestratorError
 from orchestrator.models import ManagedJob
 from orchestrator.plan import Applied, Change, Placed, Plan, make_plan
 from orchestrator.specs import spec_hash, to_dict
@@ -32,6 +38,22 @@ APPLY_LOCK = 0x6F72_6368_6170_706C  # "orchappl"
 BATCH = 1000
 
 Progress = Callable[[str, int, int], None]
+
+
+class PlanChanged(OrchestratorError):
+    """Nothing applied: the engines changed since the plan was shown (another apply, or an edit
+    outside the manifest). Review the new plan and apply again."""
+
+
+def fingerprint(plan: Plan) -> str:
+    """A digest of what a plan would change (every change but ``unchanged``, with its diff)."""
+    changes = sorted(
+        (change.name, change.action, change.target, change.diff)
+        for change in plan.changes
+        if change.action != "unchanged"
+    )
+    text = json.dumps(changes, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _quiet(phase: str, done: int, total: int) -> None:
@@ -104,13 +126,20 @@ def apply(
     prune: bool = False,
     progress: Progress = _quiet,
     backends: Mapping[str, Backend] | None = None,
+    expected: str | None = None,
 ) -> Outcome:
-    """Plan under the apply lock and carry the plan out, all in one transaction."""
+    """Plan under the apply lock and carry the plan out, all in one transaction.
+
+    ``expected``: the ``fingerprint`` of the plan the user confirmed; a different plan under
+    the lock raises ``PlanChanged`` before anything is written.
+    """
     backends = backends or configured_backends()
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPLY_LOCK])
         current = _plan_now(placed, backends)
+        if expected is not None and fingerprint(current) != expected:
+            raise PlanChanged()
         _execute(current, prune, progress, backends)
     logger.info("manifest applied", extra={"summary": current.summary(), "prune": prune})
     return Outcome(plan=current, pruned=prune)

@@ -55,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # bad query strings answer 400, never 500; a 403 is logged without a traceback
+    "project.middleware.QueryStringGuard",
 ]
 
 ROOT_URLCONF = "project.urls"

@@ -18,8 +18,9 @@
 --    hand of its maker). The roles are read from orchestrator_cron.roles, never from callers.
 -- 3. cron.schedule/cron.unschedule are taken from PUBLIC, so a job (which may read its own run
 --    history in schema cron) cannot schedule a hidden job; app_role keeps them for hand-made jobs.
--- 4. A read policy lets app_role see jobs_role's rows of cron.job and cron.job_run_details
---    (pg_cron's own policy shows a role only its own), for plans, history import and heartbeat.
+-- 4. Policies let app_role see jobs_role's rows of cron.job and cron.job_run_details (pg_cron's
+--    own policy shows a role only its own), for plans, history import and heartbeat, and prune
+--    that run history.
 
 \set ON_ERROR_STOP on
 \if :{?jobs_password}
@@ -49,12 +50,16 @@ GRANT EXECUTE ON FUNCTION cron.schedule(text, text), cron.schedule(text, text, t
   cron.unschedule(bigint), cron.unschedule(name) TO :"app_role";
 GRANT USAGE ON SCHEMA cron TO :"app_role", :"jobs_role";
 
--- 4. app_role reads jobs_role's pg_cron rows (permissive policies of one command are OR-ed).
+-- 4. app_role reads jobs_role's pg_cron rows (permissive policies of one command are OR-ed), and
+--    may prune their run history.
 DROP POLICY IF EXISTS orchestrator_applier_reads ON cron.job;
 CREATE POLICY orchestrator_applier_reads ON cron.job FOR SELECT TO :"app_role"
   USING (username = :'jobs_role');
 DROP POLICY IF EXISTS orchestrator_applier_reads ON cron.job_run_details;
 CREATE POLICY orchestrator_applier_reads ON cron.job_run_details FOR SELECT TO :"app_role"
+  USING (username = :'jobs_role');
+DROP POLICY IF EXISTS orchestrator_applier_prunes ON cron.job_run_details;
+CREATE POLICY orchestrator_applier_prunes ON cron.job_run_details FOR DELETE TO :"app_role"
   USING (username = :'jobs_role');
 
 -- 2. The scheduling functions.

@@ -1,8 +1,10 @@
 """The Plan page (what ``jobs plan`` shows, and Apply), and the unmanaged jobs page.
 
-Apply is the same ``reconcile.apply`` as ``jobs apply --yes``: one transaction under the apply
-lock, never pruning (deleting jobs stays a deliberate CLI act: ``jobs apply --prune``). It needs
-``orchestrator.apply_manifest``; the page itself only needs view permission on jobs.
+Apply is the same ``reconcile.apply`` as ``jobs apply``: one transaction under the apply lock,
+carried out only if the plan under the lock is the one the page showed (its fingerprint travels
+with the form), never pruning (deleting jobs stays a deliberate CLI act: ``jobs apply
+--prune``). It needs ``orchestrator.apply_manifest``; the page itself only needs view permission
+on jobs.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def plan_page(model_admin: Any, request: HttpRequest) -> TemplateResponse:
         context["changes"] = _changes(current)
         context["summary"] = current.summary()
         context["pending"] = current.pending(prune=False)
+        context["fingerprint"] = reconcile.fingerprint(current)
         context["unmanaged"] = len(current.unmanaged)
     return TemplateResponse(request, "admin/orchestrator/plan.html", context)
 
@@ -87,8 +90,13 @@ def apply(model_admin: Any, request: HttpRequest) -> HttpResponseRedirect:
     if not model_admin.has_apply_permission(request):
         raise PermissionDenied
     target = reverse("admin:orchestrator_managedjob_plan")
+    # The plan the user saw; without it (a scripted POST) the plan under the lock is applied.
+    expected = request.POST.get("fingerprint") or None
     try:
-        outcome = reconcile.apply(desired.place(desired.load()), prune=False)
+        outcome = reconcile.apply(desired.place(desired.load()), prune=False, expected=expected)
+    except reconcile.PlanChanged as changed:
+        model_admin.message_user(request, f"not applied: {changed}", messages.WARNING)
+        return HttpResponseRedirect(target)
     except ManifestInvalid as invalid:
         model_admin.message_user(request, f"not applied: {invalid}", messages.ERROR)
         return HttpResponseRedirect(target)

@@ -3,6 +3,12 @@
 Shows the plan, asks before changing anything (``--yes`` to skip the question, required when
 nobody is at a terminal), reports progress on large applies and a summary at the end. Deletes
 happen only with ``--prune``.
+
+The plan that is carried out is always computed under the apply lock (``reconcile.apply``), so
+two applies racing never report success for a state that is not live. With ``--yes`` the
+summary printed is that plan's. Without, the plan shown before the question is read without the
+lock; when the plan under the lock differs from it, nothing is applied and the command exits 1
+saying so (``PlanChanged``).
 """
 
 from __future__ import annotations
@@ -33,26 +39,31 @@ def add_arguments(parser: CommandParser) -> None:
 
 def handle(command: BaseCommand, options: dict[str, Any]) -> int:
     placed = desired.place(desired.load(context.manifest_path(options)))
-    preview = reconcile.plan(placed)
-    # Jobs gone from the manifest (or back in it) are still applied: the registry records
-    # them as orphaned, or no longer, so only a plan with nothing at all to do stops here.
-    orphans = preview.of("delete") or reconcile.has_orphans()
-    if not preview.pending(prune=options["prune"]) and not orphans:
-        write_plan(command, preview)
-        return 0
+    expected = None
     if not options["yes"]:
+        preview = reconcile.plan(placed)
         write_plan(command, preview)
-        if not sys.stdin.isatty():
-            raise NotConfirmed("nothing applied: no terminal to confirm at; pass --yes")
-        answer = input("Apply these changes? [y/N] ").strip().lower()
-        if answer not in ("y", "yes"):
-            raise NotConfirmed("nothing applied")
+        if preview.pending(prune=options["prune"]) or preview.of("delete"):
+            if not sys.stdin.isatty():
+                raise NotConfirmed("nothing applied: no terminal to confirm at; pass --yes")
+            answer = input("Apply these changes? [y/N] ").strip().lower()
+            if answer not in ("y", "yes"):
+                raise NotConfirmed("nothing applied")
+        # Also when nothing is pending: "no changes" is confirmed under the lock, not assumed.
+        expected = reconcile.fingerprint(preview)
+    # Jobs gone from the manifest (or back in it) are still applied: the registry records
+    # them as orphaned, or no longer; the summary says so.
+    orphans = reconcile.has_orphans()
 
     def progress(phase: str, done: int, total: int) -> None:
         if total >= 500:
             command.stdout.write(f"  {phase}: {done}/{total}")
 
-    outcome = reconcile.apply(placed, prune=options["prune"], progress=progress)
+    outcome = reconcile.apply(placed, prune=options["prune"], progress=progress, expected=expected)
+    if not (outcome.plan.pending(prune=options["prune"]) or outcome.plan.of("delete") or orphans):
+        if options["yes"]:  # without --yes, this very plan was shown above
+            write_plan(command, outcome.plan)
+        return 0
     counts = outcome.summary()
     skipped = counts.get("delete_skipped", 0)
     command.stdout.write(

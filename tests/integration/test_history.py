@@ -13,6 +13,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -78,6 +79,8 @@ def test_history__celery_failing_twice_then_succeeding_shows_three_attempts(
     sequence = f"hist_{uuid.uuid4().hex[:8]}"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE SEQUENCE {sequence}")
+        # SQL jobs run as the jobs role, which uses only what it is granted
+        cursor.execute(f"GRANT USAGE ON SEQUENCE {sequence} TO {settings.ORCHESTRATOR_JOBS_ROLE}")
     try:
         [placed] = placed_from(
             f"""
