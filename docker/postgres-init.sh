@@ -15,3 +15,10 @@ GRANT USAGE ON SCHEMA cron TO :"role";
 GRANT EXECUTE ON FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean) TO :"role";
 GRANT EXECUTE ON FUNCTION cron.alter_job(bigint, text, text, text, text, boolean) TO :"role";
 SQL
+# The jobs role SQL jobs run as, and the functions that schedule pg_cron jobs as it (README,
+# "Security"). The password travels through psql's standard input, never argv.
+{
+  printf '\\set app_role %s\n\\set jobs_role %s\n' "$APP_DB_USER" "$JOBS_DB_USER"
+  printf '\\set jobs_password %s\n' "$JOBS_DB_PASSWORD"
+  cat /docker-entrypoint-initdb.d/jobs_role.sql.in
+} | psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB"
