@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.models import JobRun
 from tests.integration.reconcile_helpers import clear_engines
 
@@ -150,7 +151,7 @@ def wait_for_cron_runs(jobs: list[str], timeout: float) -> dict[str, tuple[str, 
 def run_sql_job(celery_app, name: str, sql: str):  # type: ignore[no-untyped-def]
     """Send the runner a SQL body directly, as a hostile schedule row once could."""
     return celery_app.send_task(
-        "tasks.runner.run_job", kwargs={"name": name, "body": {"kind": "sql", "sql": sql}}
+        RUNNER_TASK, kwargs={"name": name, "body": {"kind": "sql", "sql": sql}}
     )
 
 
