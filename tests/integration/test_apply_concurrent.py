@@ -31,7 +31,7 @@ def manifest_text(prefix: str, count: int = JOBS_PER_MANIFEST) -> str:
     lines = ["version: 1", "jobs:"]
     for index in range(count):
         lines += [f"  {prefix}-{index:04d}:", '    schedule: "*/5 * * * *"']
-        lines.append("    sql: SELECT 1" if index % 2 else "    task: tasks.health.ping")
+        lines.append("    sql: SELECT 1" if index % 2 else "    task: orchestrator.ping")
     return "\n".join(lines) + "\n"
 
 
