@@ -38,6 +38,11 @@ def task_names() -> frozenset[str]:
     return frozenset(app.tasks)
 
 
+def manifest_aliases() -> frozenset[str]:
+    """The Django database aliases a manifest may name: not the jobs role's connections."""
+    return frozenset(settings.DATABASES) - set(settings.ORCHESTRATOR_JOBS_CONNECTIONS.values())
+
+
 def database_names() -> dict[str, str]:
     """Django aliases on the same server as ``default`` -> their database names.
 
@@ -48,7 +53,8 @@ def database_names() -> dict[str, str]:
     return {
         alias: str(config["NAME"])
         for alias, config in settings.DATABASES.items()
-        if (config.get("HOST") or "", str(config.get("PORT") or "")) == server
+        if alias in manifest_aliases()
+        and (config.get("HOST") or "", str(config.get("PORT") or "")) == server
     }
 
 
@@ -96,7 +102,7 @@ def clock(now: datetime | None = None) -> Clock:
 def load(path: str | Path | None = None, *, now: datetime | None = None) -> Manifest:
     """The validated manifest at ``path`` (default: settings.ORCHESTRATOR_MANIFEST), followed
     by the orchestrator's built-in upkeep jobs (``orchestrator.upkeep``)."""
-    tasks, aliases = task_names(), frozenset(settings.DATABASES)
+    tasks, aliases = task_names(), manifest_aliases()
     manifest = load_manifest(
         manifest_path(path), task_names=tasks, database_aliases=aliases, clock=clock(now)
     )
@@ -105,7 +111,7 @@ def load(path: str | Path | None = None, *, now: datetime | None = None) -> Mani
 
 def load_text(text: str, path: str = "<string>", *, now: datetime | None = None) -> Manifest:
     """Like ``load``, for manifest text held in memory (tests, previews)."""
-    tasks, aliases = task_names(), frozenset(settings.DATABASES)
+    tasks, aliases = task_names(), manifest_aliases()
     manifest = load_manifest_text(
         text, path=path, task_names=tasks, database_aliases=aliases, clock=clock(now)
     )

@@ -97,10 +97,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # JOBS_DATABASE_URL (the same database, that role's credentials) through the "jobs" alias.
 # Without it, the runner refuses SQL jobs rather than run them as the owner.
 JOBS_DATABASE_URL = env.get_with("JOBS_DATABASE_URL", "DATABASE_URL")
+#: manifest database alias -> the alias of its connection as the jobs role (never a manifest's)
+ORCHESTRATOR_JOBS_CONNECTIONS: dict[str, str] = {}
 if JOBS_DATABASE_URL:
     DATABASES["jobs"] = dj_database_url.parse(JOBS_DATABASE_URL, conn_max_age=60)
     DATABASES["jobs"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["jobs"].setdefault("OPTIONS", {})["application_name"] = "orchestrator-jobs"
+    ORCHESTRATOR_JOBS_CONNECTIONS["default"] = "jobs"
 ORCHESTRATOR_JOBS_ROLE = env.get(
     "ORCHESTRATOR_JOBS_ROLE",
     str(DATABASES["jobs"]["USER"]) if "jobs" in DATABASES else "orchestrator_jobs",

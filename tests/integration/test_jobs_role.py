@@ -16,7 +16,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from orchestrator import desired
 from orchestrator.engines.celery.runner import RUNNER_TASK
+from orchestrator.errors import ManifestInvalid
 from orchestrator.models import JobRun
 from tests.integration.reconcile_helpers import clear_engines
 
@@ -193,3 +195,14 @@ def wait_for_run(task_id: str, timeout: float = 15) -> JobRun:
             return run
         time.sleep(0.2)
     raise AssertionError(f"no finished run recorded for task {task_id}")
+
+
+def test_jobs_role__its_connection_is_no_manifest_database() -> None:
+    """The jobs role's connection alias is the runner's, not a database a manifest may name:
+    `database: jobs` is refused like any unknown alias."""
+    text = (
+        "version: 1\njobs:\n  sneaky:\n    schedule: '@daily'\n    sql: SELECT 1\n"
+        "    database: jobs\n"
+    )
+    with pytest.raises(ManifestInvalid, match="no database alias 'jobs'"):
+        desired.load_text(text)

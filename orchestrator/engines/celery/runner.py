@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -101,13 +102,13 @@ def execute(
 def sql_connection(database: str) -> BaseDatabaseWrapper:
     """The connection a job's SQL runs on: the jobs role's, never the owner's.
 
-    A job's SQL logs in as the jobs role (settings: ``JOBS_DATABASE_URL``, alias ``jobs``) rather
-    than switching to it with ``SET ROLE``, which the SQL itself could ``RESET``. Only the
-    default database has a jobs role connection; without one the job fails instead of running
-    with the owner's privileges.
+    A job's SQL logs in as the jobs role (``settings.ORCHESTRATOR_JOBS_CONNECTIONS``: the
+    ``default`` database's is ``JOBS_DATABASE_URL``) rather than switching to it with
+    ``SET ROLE``, which the SQL itself could ``RESET``. A database without such a connection
+    fails the job instead of running it with the owner's privileges.
     """
-    alias = "jobs" if database == "default" else f"jobs_{database}"
-    if alias not in connections.settings:
+    alias = settings.ORCHESTRATOR_JOBS_CONNECTIONS.get(database)
+    if alias is None:
         raise JobFailed(
             f"no jobs role connection for database {database!r}: set JOBS_DATABASE_URL "
             "(README, Security); SQL jobs never run as the role that owns the database"
