@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from orchestrator import desired
-from orchestrator.engines.celery.runner import RUNNER_TASK
+from orchestrator.engines.celery.runner import RUNNER_TASK, JobFailed, run_sql
 from orchestrator.errors import ManifestInvalid
 from orchestrator.models import JobRun
 from tests.integration.reconcile_helpers import clear_engines
@@ -206,3 +206,11 @@ def test_jobs_role__its_connection_is_no_manifest_database() -> None:
     )
     with pytest.raises(ManifestInvalid, match="no database alias 'jobs'"):
         desired.load_text(text)
+
+
+def test_jobs_role__without_its_connection_the_runner_refuses_sql(settings) -> None:  # type: ignore[no-untyped-def]
+    """With no jobs role connection configured (JOBS_DATABASE_URL unset), a SQL job fails with
+    a message saying so instead of running as the owner."""
+    settings.ORCHESTRATOR_JOBS_CONNECTIONS = {}
+    with pytest.raises(JobFailed, match="no jobs role connection for database 'default'"):
+        run_sql("SELECT 1", "default", None)
