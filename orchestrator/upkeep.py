@@ -35,14 +35,10 @@ def definitions() -> dict[str, dict[str, Any]]:
     run_days = int(settings.ORCHESTRATOR_RUN_HISTORY_DAYS)
     cron_days = int(settings.ORCHESTRATOR_CRON_HISTORY_DAYS)
     # Each job's SQL is text the engine runs later, not a query run here: the only value in it
-    # is an int from the settings.
-    prune_cron = (
-        "DELETE FROM cron.job_run_details WHERE end_time < now() - make_interval(days => %d)"
-    )
-    prune_runs = (
-        "DELETE FROM orchestrator_jobrun "
-        "WHERE coalesce(finished, started) < now() - make_interval(days => %d)"
-    )
+    # is an int from the settings. The functions are the history owner's (the jobs role that
+    # runs these may not delete history itself: orchestrator/sql/0005_upkeep_as_jobs_role.sql).
+    prune_cron = "SELECT orchestrator_prune_cron_history(%d)"
+    prune_runs = "SELECT orchestrator_prune_run_history(%d)"
     return {
         f"{PREFIX}import-cron-runs": {
             "schedule": "* * * * *",

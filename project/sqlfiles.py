@@ -25,3 +25,24 @@ def run_sql_file(folder: Path, stem: str) -> migrations.RunSQL:
         reverse_sql=(folder / f"{stem}.reverse.sql").read_text(encoding="utf-8"),
         elidable=False,
     )
+
+
+def run_sql_file_for_jobs_role(folder: Path, stem: str) -> migrations.RunPython:
+    """Like ``run_sql_file``, with the jobs role's name in the transaction's setting
+    ``orchestrator.jobs_role`` (``settings.ORCHESTRATOR_JOBS_ROLE``), which the SQL reads with
+    ``format('%I', ...)``: GRANT takes no parameters, and a name is never formatted in here."""
+
+    def runner(name: str):
+        def run(apps, schema_editor) -> None:
+            from django.conf import settings
+
+            with schema_editor.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('orchestrator.jobs_role', %s, true)",
+                    [settings.ORCHESTRATOR_JOBS_ROLE],
+                )
+                cursor.execute((folder / f"{name}.sql").read_text(encoding="utf-8"))
+
+        return run
+
+    return migrations.RunPython(runner(stem), runner(f"{stem}.reverse"), elidable=False)

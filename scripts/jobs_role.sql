@@ -16,8 +16,10 @@
 --    search_path, that app_role alone may call: they create, alter and unschedule jobs that
 --    always run as jobs_role, and touch no job of any other role (a hand-made job stays the
 --    hand of its maker). The roles are read from orchestrator_cron.roles, never from callers.
--- 3. cron.schedule/cron.unschedule are taken from PUBLIC, so a job (which may read its own run
---    history in schema cron) cannot schedule a hidden job; app_role keeps them for hand-made jobs.
+-- 3. jobs_role has no access to schema cron (no hidden jobs, no erasing its own run history; the
+--    upkeep jobs call app_role's functions for that), and cron.schedule/cron.unschedule and
+--    DELETE on the run history are taken from PUBLIC; app_role keeps them (hand-made jobs, and
+--    the upkeep functions that prune the history).
 -- 4. Policies let app_role see jobs_role's rows of cron.job and cron.job_run_details (pg_cron's
 --    own policy shows a role only its own), for plans, history import and heartbeat, and prune
 --    that run history.
@@ -48,7 +50,10 @@ REVOKE EXECUTE ON FUNCTION cron.unschedule(bigint) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION cron.unschedule(name) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION cron.schedule(text, text), cron.schedule(text, text, text),
   cron.unschedule(bigint), cron.unschedule(name) TO :"app_role";
-GRANT USAGE ON SCHEMA cron TO :"app_role", :"jobs_role";
+REVOKE DELETE ON cron.job_run_details FROM PUBLIC;
+GRANT DELETE ON cron.job_run_details TO :"app_role";
+GRANT USAGE ON SCHEMA cron TO :"app_role";
+REVOKE ALL ON SCHEMA cron FROM :"jobs_role";
 
 -- 4. app_role reads jobs_role's pg_cron rows (permissive policies of one command are OR-ed), and
 --    may prune their run history.

@@ -1,10 +1,8 @@
 -- Undo 0004_jobs_role_grants.sql: the functions run as their caller again, callable by anyone.
 ALTER FUNCTION platform.refresh_performance_metrics() SECURITY INVOKER RESET search_path;
 ALTER FUNCTION platform.collect_vector_stats(interval) SECURITY INVOKER RESET search_path;
-ALTER FUNCTION orchestrator_import_cron_runs() SECURITY INVOKER;
 GRANT EXECUTE ON FUNCTION platform.refresh_performance_metrics() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION platform.collect_vector_stats(interval) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION orchestrator_import_cron_runs() TO PUBLIC;
 DO $revoke$
 DECLARE
     jobs_role text := current_setting('orchestrator.jobs_role');
@@ -19,6 +17,5 @@ BEGIN
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA platform, central FROM %I', jobs_role);
     EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA platform, central FROM %I', jobs_role);
     EXECUTE format('REVOKE USAGE ON SCHEMA platform, central FROM %I', jobs_role);
-    EXECUTE format('REVOKE ALL ON orchestrator_jobrun FROM %I', jobs_role);
 END
 $revoke$;

@@ -29,7 +29,7 @@ FORBIDDEN = {
     "grant": ("GRANT SELECT ON auth_user TO PUBLIC", "must be owner|permission denied"),
     "schedule": (
         "SELECT cron.schedule('hidden-job', '* * * * *', 'SELECT 1')",
-        "permission denied for function schedule",
+        "permission denied for schema cron",
     ),
     "alter-database": (
         "ALTER DATABASE {database} SET work_mem = '77MB'",
@@ -43,6 +43,9 @@ FORBIDDEN = {
         "DO $$ BEGIN EXECUTE 'SET ROLE {owner}'; END $$",
         "permission denied to set role",
     ),
+    # A job erasing the record of runs (its own included): only the upkeep functions prune.
+    "erase-history": ("DELETE FROM orchestrator_jobrun", "permission denied for table"),
+    "erase-cron-history": ("DELETE FROM cron.job_run_details", "permission denied for schema cron"),
 }
 
 
@@ -54,9 +57,10 @@ def statements() -> dict[str, tuple[str, str]]:
     return {name: (sql.format(**values), refusal) for name, (sql, refusal) in FORBIDDEN.items()}
 
 
-def state() -> dict[str, object]:
+def state(history_mark: int = 0) -> dict[str, object]:
     """What the forbidden statements would change: auth_user's privileges, the database's
-    settings, the pg_cron jobs the applying role can see, and the jobs role's own attributes."""
+    settings, the pg_cron jobs the applying role can see, the jobs role's own attributes, and
+    the run history (a sentinel row; pg_cron's runs up to ``history_mark``)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT relacl::text FROM pg_class WHERE oid = 'auth_user'::regclass")
         acl = cursor.fetchone()[0]
@@ -75,7 +79,33 @@ def state() -> dict[str, object]:
             [settings.ORCHESTRATOR_JOBS_ROLE],
         )
         role = cursor.fetchone()
-    return {"acl": acl, "database": database_settings, "hidden": hidden, "role": role}
+        cursor.execute("SELECT count(*) FROM orchestrator_jobrun WHERE job = 'sentinel'")
+        history = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT count(*) FROM cron.job_run_details WHERE runid <= %s", [history_mark]
+        )
+        cron_history = cursor.fetchone()[0]
+    return {
+        "acl": acl,
+        "database": database_settings,
+        "hidden": hidden,
+        "role": role,
+        "history": history,
+        "cron_history": cron_history,
+    }
+
+
+@pytest.fixture
+def history_mark() -> int:
+    """A run history row, and the newest pg_cron runid so far: what an eraser would take."""
+    JobRun.objects.create(
+        job="sentinel", engine="celery", engine_run_id="sentinel", status="succeeded"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(runid), 0) FROM cron.job_run_details")
+        mark = int(cursor.fetchone()[0])
+    yield mark
+    JobRun.objects.filter(job="sentinel").delete()
 
 
 @pytest.fixture
@@ -98,14 +128,14 @@ def test_jobs_role__least_privileged_and_not_the_owner() -> None:
 
 
 def test_jobs_role__pg_cron_jobs_run_as_it_and_the_database_refuses_each_forbidden_statement(
-    clean: None,
+    clean: None, history_mark: int
 ) -> None:
-    """Five pg_cron jobs scheduled the way the reconciler schedules them, each holding a
+    """Seven pg_cron jobs scheduled the way the reconciler schedules them, each holding a
     statement the validator refuses: the launcher runs them as the jobs role, every run
     fails with the database's refusal (in cron.job_run_details and, once imported, in the
     run history), and auth_user's grants, the database's settings and the pg_cron jobs are
     as they were."""
-    before = state()
+    before = state(history_mark)
     forbidden = statements()
     names = {f"forbidden-{name}-{uuid.uuid4().hex[:6]}": name for name in forbidden}
     with connection.cursor() as cursor:
@@ -128,7 +158,7 @@ def test_jobs_role__pg_cron_jobs_run_as_it_and_the_database_refuses_each_forbidd
         cursor.execute("SELECT orchestrator_import_cron_runs()")
     recorded = {run.job: run for run in JobRun.objects.filter(job__in=list(names))}
     assert {job: run.status for job, run in recorded.items()} == dict.fromkeys(names, "failed")
-    assert state() == before
+    assert state(history_mark) == before
 
 
 def wait_for_cron_runs(jobs: list[str], timeout: float) -> dict[str, tuple[str, str, str]]:
@@ -172,10 +202,11 @@ def test_jobs_role__the_celery_runner_connects_as_it(celery_worker, celery_app) 
 def test_jobs_role__the_celery_runner_is_refused_each_forbidden_statement(
     celery_worker,
     celery_app,  # type: ignore[no-untyped-def]
+    history_mark: int,
 ) -> None:
-    """The same five statements through the runner on a real worker: each run fails with
+    """The same statements through the runner on a real worker: each run fails with
     the database's refusal, recorded as failed in the run history, and nothing changed."""
-    before = state()
+    before = state(history_mark)
     for name, (sql, refusal) in statements().items():
         job = f"celery-forbidden-{name}"
         result = run_sql_job(celery_app, job, sql)
@@ -184,7 +215,7 @@ def test_jobs_role__the_celery_runner_is_refused_each_forbidden_statement(
         run = wait_for_run(result.id)
         assert run.status == "failed", (name, run.message)
         assert any(part in run.message for part in refusal.split("|")), (name, run.message)
-    assert state() == before
+    assert state(history_mark) == before
 
 
 def wait_for_run(task_id: str, timeout: float = 15) -> JobRun:

@@ -50,7 +50,7 @@ def test_upkeep__installed_beside_the_manifest_and_plans_clean() -> None:
     assert outcome.summary()["create"] == 1 + len(UPKEEP)
     commands = cron_commands()
     assert commands["orchestrator.import-cron-runs"] == "SELECT orchestrator_import_cron_runs()"
-    assert "days => 30" in commands["orchestrator.prune-run-history"]
+    assert commands["orchestrator.prune-run-history"] == "SELECT orchestrator_prune_run_history(30)"
     assert PeriodicTask.objects.filter(name="orchestrator.lost-run-sweep").exists()
     again = reconcile.plan(placed_from(MANIFEST))
     assert not again.pending(prune=True), again.as_json()
@@ -66,7 +66,7 @@ def test_upkeep__retention_setting_change_shows_in_the_plan() -> None:
             ("orchestrator.prune-run-history", "update")
         ]
         reconcile.apply(placed_from(MANIFEST))
-        assert "days => 7" in cron_commands()["orchestrator.prune-run-history"]
+        assert "history(7)" in cron_commands()["orchestrator.prune-run-history"]
 
 
 @override_settings(ORCHESTRATOR_UPKEEP=False)
