@@ -2,12 +2,15 @@
 
 Two schedulers live in this one process, each with its own lock connection, exactly as two beat
 processes would. Dispatches are recorded instead of sent, so the tests see what *would* reach
-Redis; the fault tests (tests/faults/test_beat_failover.py) run real beat processes.
+Redis; the fault tests (tests/faults/test_beat_failover.py) run real beat processes. Every test runs
+against both leader schedulers: ``LeaderDatabaseScheduler`` (stock reading) and ``DueScheduler``
+(the indexed due time, the project's default).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -18,14 +21,15 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from orchestrator.engines.celery.beat import SLOT_HEADER, LeaderDatabaseScheduler, lock_key
+from orchestrator.engines.celery.due_scheduler import DueScheduler
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 TEST_KEY = lock_key("tests:beat-leader")
 
 
-class RecordingScheduler(LeaderDatabaseScheduler):
-    """Records what it would send instead of publishing it."""
+class Recording:
+    """Mixed into a leader scheduler: records what it would send instead of publishing it."""
 
     check_every = 0.0
 
@@ -43,7 +47,15 @@ class RecordingScheduler(LeaderDatabaseScheduler):
         return None
 
 
-def run_ticks(scheduler: RecordingScheduler, count: int = 6) -> None:
+class RecordingScheduler(Recording, LeaderDatabaseScheduler):
+    pass
+
+
+class RecordingDueScheduler(Recording, DueScheduler):
+    pass
+
+
+def run_ticks(scheduler: Any, count: int = 6) -> None:
     """Tick until nothing more is due now (``tick`` sends one due entry per call)."""
     for _ in range(count):
         if scheduler.tick() != 0:
@@ -62,12 +74,29 @@ def every_10s() -> PeriodicTask:
     )
 
 
-@pytest.fixture
-def schedulers(celery_app: Any) -> Iterator[list[RecordingScheduler]]:
-    made: list[RecordingScheduler] = []
+def wait_until_lock_free(timeout: float = 5.0) -> None:
+    """A closed session's advisory lock is freed when its backend exits, a moment after close."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND objsubid = 1 AND classid::bigint = (%(key)s >> 32) & 4294967295"
+                " AND objid::bigint = %(key)s & 4294967295",
+                {"key": TEST_KEY},
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the released advisory lock is still held")
 
-    def make() -> RecordingScheduler:
-        scheduler = RecordingScheduler(app=celery_app)
+
+@pytest.fixture(params=[RecordingScheduler, RecordingDueScheduler], ids=["leader", "due"])
+def schedulers(celery_app: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    made: list[Any] = []
+
+    def make() -> Any:
+        scheduler = request.param(app=celery_app)
         made.append(scheduler)
         return scheduler
 
@@ -84,6 +113,7 @@ def test_only_one_acquires_and_the_other_takes_over_on_release(schedulers: Any) 
 
     first.close()
     assert first.leading is False
+    wait_until_lock_free()
     assert second.ensure_leadership() is True
     assert first.ensure_leadership() is False
 
@@ -107,6 +137,7 @@ def test_leader_dispatches_the_due_slot_once_and_persists_it(
 
     # The leader dies without any sync; the standby takes over and must not send the slot again.
     leader.lock.release()
+    wait_until_lock_free()
     run_ticks(standby)
     assert standby.leading is True
     assert standby.sent == []

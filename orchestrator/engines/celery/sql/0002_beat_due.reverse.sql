@@ -1,0 +1,13 @@
+DROP TRIGGER IF EXISTS orchestrator_beat_task_inserted ON django_celery_beat_periodictask;
+DROP TRIGGER IF EXISTS orchestrator_beat_task_updated ON django_celery_beat_periodictask;
+DROP TRIGGER IF EXISTS orchestrator_beat_task_deleted ON django_celery_beat_periodictask;
+DROP TRIGGER IF EXISTS orchestrator_beat_crontab_updated ON django_celery_beat_crontabschedule;
+DROP TRIGGER IF EXISTS orchestrator_beat_interval_updated ON django_celery_beat_intervalschedule;
+DROP TRIGGER IF EXISTS orchestrator_beat_clocked_updated ON django_celery_beat_clockedschedule;
+DROP TRIGGER IF EXISTS orchestrator_beat_solar_updated ON django_celery_beat_solarschedule;
+DROP FUNCTION IF EXISTS orchestrator_beat_schedule_changed();
+DROP FUNCTION IF EXISTS orchestrator_beat_task_deleted();
+DROP FUNCTION IF EXISTS orchestrator_beat_task_changed();
+DROP FUNCTION IF EXISTS orchestrator_beat_mark_dirty(integer[]);
+ALTER TABLE celery_engine_beatdue ALTER COLUMN change_seq SET DEFAULT 0;
+DROP SEQUENCE IF EXISTS orchestrator_beat_change_seq;
