@@ -164,7 +164,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Any number of beats may run; only the holder of a PostgreSQL advisory lock dispatches, and it
 # writes last_run_at before sending, so a restart or takeover never fires a slot twice
 # (tasks/beat.py).
-CELERY_BEAT_SCHEDULER = "orchestrator.engines.celery.beat:LeaderDatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "orchestrator.engines.celery.due_scheduler:DueScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # Delivery: at-least-once, on purpose. Every job the orchestrator runs is idempotent by contract

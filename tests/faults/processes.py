@@ -98,7 +98,7 @@ class Beat(Process):
         super().__init__(
             [
                 "beat", "--loglevel=INFO", "--pidfile=",
-                "--scheduler=orchestrator.engines.celery.beat:LeaderDatabaseScheduler",
+                "--scheduler=orchestrator.engines.celery.due_scheduler:DueScheduler",
                 f"--schedule={PROFILE_DIR / f'beat-{name}.schedule'}",
             ],
             f"beat-{name}.log",
