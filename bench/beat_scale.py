@@ -274,6 +274,7 @@ def measure(
         rss = beat.peak_rss_mib()
     finally:
         beat.stop()
+        time.sleep(5)  # let the machine settle (a stock beat at 100k frees a GiB on exit)
     return {
         "start_s": start_s,
         "cpu_pct": cpu,
