@@ -16,7 +16,7 @@ class Worker(models.Model):
 
     class Meta:
         managed = False
-        db_table = "tasks_worker_unmanaged"
+        db_table = "celery_engine_worker_unmanaged"
         default_permissions = ("view",)
         permissions = [("drain_worker", "Can drain and resume Celery workers")]
         verbose_name = "worker"
