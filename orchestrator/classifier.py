@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from orchestrator.engines.base import EngineFit, Verdict
 from orchestrator.errors import ManifestInvalid, OrchestratorError, PlacementError
+from orchestrator.gc_pause import gc_paused
 from orchestrator.manifest_fields import shorten
 from orchestrator.schedules import EngineSchedule
 from orchestrator.specs import JobSpec
@@ -75,14 +76,17 @@ def classify(spec: JobSpec, engines: Sequence[EngineFit]) -> Placement:
 def classify_all(
     specs: Iterable[JobSpec], engines: Sequence[EngineFit]
 ) -> tuple[dict[str, Placement], list[OrchestratorError]]:
-    """Place every job; the errors of all jobs are collected rather than raised."""
+    """Place every job; the errors of all jobs are collected rather than raised.
+
+    The cyclic garbage collector is held off meanwhile (see ``gc_pause``)."""
     placements: dict[str, Placement] = {}
     errors: list[OrchestratorError] = []
-    for spec in specs:
-        try:
-            placements[spec.name] = classify(spec, engines)
-        except ManifestInvalid as invalid:
-            errors.extend(invalid.errors)
+    with gc_paused():
+        for spec in specs:
+            try:
+                placements[spec.name] = classify(spec, engines)
+            except ManifestInvalid as invalid:
+                errors.extend(invalid.errors)
     return placements, errors
 
 

@@ -45,6 +45,12 @@ _WEEKDAYS = {
 _NAMES: tuple[dict[str, int] | None, ...] = (None, None, None, _MONTHS, _WEEKDAYS)
 
 #: The ``@`` macros every engine knows, and the expression each stands for.
+#: readings kept per process, by expression (here and in the engines' reading modules). Large
+#: enough for every distinct expression of a 100,000-job manifest: validation and placement
+#: read each job's expression in separate passes, so a cache smaller than the manifest's
+#: distinct expressions misses on every one.
+CACHE_SIZE = 65536
+
 MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -108,7 +114,7 @@ def fields_of(expr: str) -> list[str]:
     return MACROS.get(expr, expr).split(" ")
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=CACHE_SIZE)
 def check_syntax(expr: str) -> None:
     """Refuse anything outside the shared grammar, saying which field and why.
 
@@ -170,7 +176,7 @@ def value_of(index: int, token: str) -> int:
 # --------------------------------------------------------------------------- croniter
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=CACHE_SIZE)
 def croniter_reading(expr: str) -> Reading:
     """croniter's reading, with its day rule: OR when both day fields are restricted."""
     try:

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from orchestrator.errors import ManifestInvalid, OrchestratorError
+from orchestrator.gc_pause import gc_paused
 from orchestrator.limits import Clock, past_problem, text_problem
 from orchestrator.manifest_fields import (
     BODY_PARSERS,
@@ -122,12 +123,14 @@ def load_manifest_text(
     """Validate manifest text (``str`` or UTF-8 ``bytes``); raises ``ManifestInvalid``."""
     data = text.encode("utf-8", errors="surrogatepass") if isinstance(text, str) else text
     loader = _Loader(path, task_names, database_aliases, clock or Clock())
-    try:
-        root = compose(data, max_bytes=max_bytes)
-    except YamlProblem as problem:
-        error = OrchestratorError(shorten(problem.message), path=path, line=problem.line)
-        raise ManifestInvalid([error], path=path) from None
-    manifest = loader.manifest(root)
+    with gc_paused():  # millions of long-lived objects and no cycles: see gc_pause
+        try:
+            root = compose(data, max_bytes=max_bytes)
+        except YamlProblem as problem:
+            error = OrchestratorError(shorten(problem.message), path=path, line=problem.line)
+            raise ManifestInvalid([error], path=path) from None
+        manifest = loader.manifest(root)
+        del root
     if loader.errors or manifest is None:  # no manifest is built without an error saying why
         raise ManifestInvalid(loader.errors, path=path)
     logger.debug("loaded %d jobs from %s", len(manifest.jobs), path)

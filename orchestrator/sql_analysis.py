@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from pglast import parser
@@ -166,9 +165,33 @@ def line_and_column(sql: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
-@lru_cache(maxsize=16384)
+#: every body this process has parsed, by its text. Unbounded on purpose: a bounded LRU cache
+#: falls off a cliff once a manifest holds more distinct bodies than its size (each body is
+#: looked up by validation, the capability lookup and the classifier, so an evicted body is
+#: parsed again and again). The entries are small next to the manifest that brought them.
+_FACTS: dict[str, SqlFacts] = {}
+
+
 def analyse_sql(sql: str) -> SqlFacts:
-    """Parse ``sql`` and describe each statement. Raises ``SqlSyntaxError``."""
+    """Parse ``sql`` (once per process per distinct text) and describe each statement.
+
+    Raises ``SqlSyntaxError`` (not cached: an invalid body stops the load anyway).
+    """
+    facts = _FACTS.get(sql)
+    if facts is None:
+        facts = _FACTS[sql] = _analyse(sql)
+    return facts
+
+
+def clear_cache() -> None:
+    """Forget every parsed body (benchmarks start cold with it)."""
+    _FACTS.clear()
+
+
+analyse_sql.cache_clear = clear_cache  # type: ignore[attr-defined]  # the lru_cache spelling
+
+
+def _analyse(sql: str) -> SqlFacts:
     try:
         tree = json.loads(parser.parse_sql_json(sql))
     except parser.ParseError as error:

@@ -9,8 +9,9 @@ large is built:
 * UTF-8 only, no NUL bytes: either is reported with its line;
 * anchors and aliases refused outright (no alias bombs, no shared nodes);
 * explicit tags refused except YAML's own core ones (no ``!!python/object``);
-* nesting depth and node count bounded (libyaml's own composer recurses in C and crashes the
-  interpreter on deep enough nesting);
+* nesting depth bounded (libyaml's own composer recurses in C and crashes the interpreter on
+  deep enough nesting), and the node count bounded in proportion to the file's size (see
+  ``node_limit``), so memory stays proportional to the text whatever its shape;
 * one document only.
 
 Every failure is a ``YamlProblem`` with a 1-based line, never a traceback.
@@ -30,7 +31,14 @@ Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 32
+#: the node budget of any file, however small
 DEFAULT_MAX_NODES = 1_000_000
+#: beyond that, one node per this many bytes of text. A real manifest spends well over four
+#: bytes a node ("a: b" is two nodes in five bytes with its newline; a job of the shipped
+#: catalog about twenty), while the densest YAML ("[1,1,1,...]") packs one per two bytes: only
+#: such filler reaches the limit, and with the byte cap it keeps a file under about a
+#: gigabyte of nodes.
+BYTES_PER_NODE = 4
 
 _CORE = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = frozenset(
@@ -142,15 +150,25 @@ def check_bytes(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         raise YamlProblem(f"not UTF-8: byte 0x{byte:02x} cannot be decoded", line) from error
 
 
+def node_limit(size: int) -> int:
+    """How many YAML nodes a file of ``size`` bytes may hold."""
+    return max(DEFAULT_MAX_NODES, size // BYTES_PER_NODE)
+
+
 def compose(
     data: bytes,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_depth: int = DEFAULT_MAX_DEPTH,
-    max_nodes: int = DEFAULT_MAX_NODES,
+    max_nodes: int | None = None,
 ) -> Node | None:
-    """The single document of ``data`` as a ``Node`` tree (``None`` when empty)."""
+    """The single document of ``data`` as a ``Node`` tree (``None`` when empty).
+
+    ``max_nodes`` defaults to ``node_limit(len(data))``.
+    """
     check_bytes(data, max_bytes=max_bytes)
+    if max_nodes is None:
+        max_nodes = node_limit(len(data))
     root: Node | None = None
     stack: list[Node] = []
     documents = 0
@@ -163,7 +181,12 @@ def compose(
                 _check_properties(event, line)
                 count += 1
                 if count > max_nodes:
-                    raise YamlProblem(f"more than {max_nodes} YAML nodes", line)
+                    raise YamlProblem(
+                        f"more than {max_nodes:,} YAML nodes in {len(data):,} bytes; a "
+                        f"manifest may hold {DEFAULT_MAX_NODES:,} nodes, or one per "
+                        f"{BYTES_PER_NODE} bytes of text in a larger file",
+                        line,
+                    )
                 if kind is yaml.ScalarEvent:
                     node = Node(
                         "scalar",

@@ -16,7 +16,7 @@ from croniter import croniter
 from django.core.exceptions import ValidationError
 from django_celery_beat import validators as beat_validators
 
-from orchestrator.cron_readings import FULL, Reading, days_matching, fields_of
+from orchestrator.cron_readings import CACHE_SIZE, FULL, Reading, days_matching, fields_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class CeleryFields:
         )
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=CACHE_SIZE)
 def celery_fields(expr: str) -> CeleryFields:
     """Each field as written when Celery's parser reads it like croniter, else spelled out.
 
@@ -63,7 +63,7 @@ def celery_fields(expr: str) -> CeleryFields:
     return CeleryFields(*texts)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=CACHE_SIZE)
 def celery_reading(expr: str) -> Reading:
     """What Celery's ``crontab`` fires at, given ``celery_fields``: both day fields must match."""
     fields = celery_fields(expr)

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from orchestrator.cron_readings import (
     BOUNDS,
+    CACHE_SIZE,
     FIELD_NAMES,
     PART,
     CronSyntaxError,
@@ -36,7 +37,7 @@ class EngineReading:
     notes: tuple[str, ...] = ()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=CACHE_SIZE)
 def pg_cron_reading(expr: str) -> EngineReading:
     """pg_cron 1.4's reading: a port of ``parse_cron_entry``/``get_range`` and ``ShouldRunTask``.
 
