@@ -144,3 +144,27 @@ def test_pagerank__empty_graph_and_bad_arguments(empty_platform: None) -> None:
 
     with pytest.raises(DatabaseError, match="need 0 <= damping < 1"):
         fetch("SELECT * FROM platform.recalculate_all_pagerank(1.0)")
+
+
+def test_pagerank__ids_with_gaps_match_reference(empty_platform: None) -> None:
+    """Node ids with gaps (deleted nodes, so keys cannot be ``id - min + 1``) give the same
+    ranks as the reference, and only the remaining nodes are ranked."""
+    rng = random.Random(11)  # noqa: S311 - a reproducible test graph, not a secret
+    names = [f"n{index}" for index in range(200)]
+    edges = sorted({(rng.choice(names), rng.choice(names[:80]), "link") for _ in range(900)})
+    ids = load_graph(names, edges)
+    gone = {name for index, name in enumerate(names) if index % 7 == 3}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM platform.graph_nodes WHERE id = ANY(%s)", [[ids[name] for name in gone]]
+        )
+    kept = {name: node for name, node in ids.items() if name not in gone}
+    kept_edges = [(kept[s], kept[t]) for s, t, _ in edges if s in kept and t in kept]
+    expected, expected_iterations = reference_pagerank(list(kept.values()), kept_edges)
+
+    row = fetch("SELECT * FROM platform.recalculate_all_pagerank()")[0]
+    assert row[:3] == (len(kept), len(set(kept_edges)), expected_iterations)
+    ranks = stored_ranks(kept)
+    for name, node in kept.items():
+        assert ranks[name] == pytest.approx(expected[node], abs=1e-9), name
+    assert sum(ranks.values()) == pytest.approx(1.0, abs=1e-12)
