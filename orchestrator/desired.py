@@ -8,6 +8,7 @@ gathers them; ``jobs validate|explain|plan|apply`` and the tests all go through 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -16,14 +17,27 @@ from django.db import DatabaseError
 
 from orchestrator.classifier import classify_all
 from orchestrator.engines import backends
-from orchestrator.engines.base import EngineFit, Needs
+from orchestrator.engines.base import Desired, EngineFit, Needs
 from orchestrator.errors import ManifestInvalid, OrchestratorError
+from orchestrator.gc_pause import gc_paused
 from orchestrator.limits import Clock
 from orchestrator.manifest import Manifest, load_manifest, load_manifest_text
+from orchestrator.placed_manifest import PlacedManifest
+from orchestrator.placement_cache import (
+    PlacementCache,
+    cached_placement,
+    entry_key,
+    settings_stamp,
+    source_stamp,
+)
 from orchestrator.plan import Placed
+from orchestrator.specs import spec_hash
 from orchestrator.upkeep import upkeep_manifest, with_upkeep
 
 logger = logging.getLogger(__name__)
+
+#: the packages whose code decides a placement (their source stamps the placement cache)
+_CODE_ROOTS = ("orchestrator", "sql_jobs", "tasks", "project")
 
 
 def manifest_path(path: str | Path | None = None) -> Path:
@@ -134,6 +148,76 @@ def fitters(capabilities: Capabilities) -> list[EngineFit]:
     ``settings.ORCHESTRATOR_BACKENDS`` (the first engine that fits a ``target: auto`` job runs it).
     """
     return [backend.fitter(capabilities.get(engine)) for engine, backend in backends().items()]
+
+
+def place_file(path: str | Path | None = None) -> PlacedManifest:
+    """``place(load(path))`` with each job's spec hash and rendered engine state, answered
+    from the placement cache when nothing it depends on changed (``placement_cache`` lists
+    what that is). The capabilities are read live either way."""
+    shown = str(manifest_path(path))
+    folder = getattr(settings, "ORCHESTRATOR_CACHE_DIR", "")
+    try:
+        data = Path(shown).read_bytes()
+    except OSError:  # let the loader report the unreadable file, located
+        data = None
+    if not folder or data is None:
+        manifest = load(shown)
+        return placed_manifest(place(manifest), manifest.function_names())
+    names = task_names()
+    aliases = frozenset(settings.DATABASES)
+    databases = database_names()
+    connection_settings = {
+        alias: {key: config.get(key) for key in ("NAME", "USER", "HOST", "PORT")}
+        for alias, config in settings.DATABASES.items()
+    }
+    key = entry_key(
+        data=data,
+        path=shown,
+        task_names=names,
+        aliases=aliases,
+        database_names=databases,
+        connection=connection_settings,
+        settings=settings_stamp(
+            {name: getattr(settings, name) for name in dir(settings) if name.isupper()}
+        ),
+        code=source_stamp(Path(settings.BASE_DIR) / root for root in _CODE_ROOTS),
+    )
+
+    def read(function_names: Collection[str]) -> Capabilities:
+        needs = Needs(function_names=frozenset(function_names), database_names=databases)
+        return {engine: backend.capabilities(needs) for engine, backend in backends().items()}
+
+    def full() -> tuple[PlacedManifest, Capabilities]:
+        manifest = with_upkeep(
+            load_manifest_text(
+                data, path=shown, task_names=names, database_aliases=aliases, clock=clock()
+            ),
+            upkeep_manifest(task_names=names, database_aliases=aliases),
+        )
+        capabilities = capabilities_for(manifest)
+        placed = place(manifest, capabilities)
+        return placed_manifest(placed, manifest.function_names()), capabilities
+
+    with gc_paused():  # loading, hashing, rendering and pickling: see gc_pause
+        result, _ = cached_placement(
+            PlacementCache(Path(folder)), path=shown, key=key, read_capabilities=read, place=full
+        )
+    return result
+
+
+def placed_manifest(placed: list[Placed], function_names: Collection[str]) -> PlacedManifest:
+    """``placed`` with each job's spec hash and the state its engine would be given."""
+    engines = backends()
+    rendered = {
+        job.spec.name: engines[job.engine].render(Desired(spec=job.spec, schedule=job.schedule))
+        for job in placed
+    }
+    return PlacedManifest(
+        placed,
+        hashes={job.spec.name: spec_hash(job.spec) for job in placed},
+        rendered=rendered,
+        function_names=function_names,
+    )
 
 
 def place(manifest: Manifest, capabilities: Capabilities | None = None) -> list[Placed]:

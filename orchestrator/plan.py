@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from orchestrator.engines.base import Backend, Desired, LiveJob
 from orchestrator.errors import OrchestratorError
@@ -173,32 +173,80 @@ def field_diff(old: Mapping[str, object], new: Mapping[str, object]) -> dict[str
     }
 
 
+class PlacedJobs(Protocol):
+    """Placed jobs that materialise on demand (``orchestrator.placed_manifest``): the name,
+    engine, hash and rendered state of each are at hand, its ``Placed`` only through ``get``."""
+
+    hashes: Mapping[str, str]
+    rendered: Mapping[str, Mapping[str, object] | None]
+    enabled: Mapping[str, bool]
+
+    def names(self) -> list[tuple[str, str]]: ...
+
+    def get(self, name: str) -> Placed: ...
+
+
+class _InMemory:
+    """``PlacedJobs`` over a plain sequence of ``Placed``."""
+
+    def __init__(
+        self,
+        placed: Sequence[Placed],
+        hashes: Mapping[str, str] | None,
+        rendered: Mapping[str, Mapping[str, object] | None] | None,
+    ) -> None:
+        self.by_name = {job.spec.name: job for job in placed}
+        self.hashes = hashes or {name: spec_hash(job.spec) for name, job in self.by_name.items()}
+        self.rendered = rendered or {}
+        self.enabled = {name: job.spec.enabled for name, job in self.by_name.items()}
+
+    def names(self) -> list[tuple[str, str]]:
+        return [(name, job.engine) for name, job in self.by_name.items()]
+
+    def get(self, name: str) -> Placed:
+        return self.by_name[name]
+
+
+def placed_jobs(
+    placed: Sequence[Placed] | PlacedJobs,
+    hashes: Mapping[str, str] | None = None,
+    rendered: Mapping[str, Mapping[str, object] | None] | None = None,
+) -> PlacedJobs:
+    """``placed`` as ``PlacedJobs`` (a sequence is wrapped; its hashes computed if not given)."""
+    if isinstance(placed, Sequence):
+        return _InMemory(placed, hashes, rendered)
+    return placed
+
+
 def make_plan(
-    placed: Sequence[Placed],
+    placed: Sequence[Placed] | PlacedJobs,
     applied: Mapping[str, Applied],
     live: Mapping[str, Mapping[str, LiveJob]],
     backends: Mapping[str, Backend],
     hashes: Mapping[str, str] | None = None,
+    rendered: Mapping[str, Mapping[str, object] | None] | None = None,
 ) -> Plan:
     """Compare the manifest with the registry and the engines (see the module docstring).
 
-    ``hashes`` are the placed specs' hashes by name, when the caller already computed them.
+    ``hashes`` are the placed specs' hashes by name, and ``rendered`` the state each job's
+    backend would write (``Backend.render``), when the caller already has them (a
+    ``PlacedJobs`` carries both). A job whose hash, engine and live state all match is
+    ``unchanged`` without its ``Placed`` ever being materialised (its ``placed`` is then None).
     """
-    hashes = hashes or {job.spec.name: spec_hash(job.spec) for job in placed}
+    jobs = placed_jobs(placed, hashes, rendered)
     managed_ids = {(a.engine, a.engine_id) for a in applied.values()}
     errors: list[OrchestratorError] = []
     changes: list[Change] = []
-    for job in placed:
-        name = job.spec.name
+    for name, engine in jobs.names():
         before = applied.get(name)
-        existing = live.get(job.engine, {}).get(name)
-        if existing is not None and (job.engine, existing.engine_id) not in managed_ids:
-            errors.append(_name_taken(job, existing))
+        existing = live.get(engine, {}).get(name)
+        if existing is not None and (engine, existing.engine_id) not in managed_ids:
+            errors.append(_name_taken(jobs.get(name), existing))
             continue
-        changes.append(_change(job, before, existing, backends[job.engine], hashes[name]))
+        changes.append(_change(name, engine, jobs, before, existing, backends[engine]))
     if errors:
         raise PlanRefused(errors)
-    wanted = {job.spec.name for job in placed}
+    wanted = {name for name, _ in jobs.names()}
     for name, before in sorted(applied.items()):
         if name not in wanted:
             changes.append(
@@ -213,8 +261,8 @@ def make_plan(
             )
     unmanaged = tuple(
         job
-        for jobs in live.values()
-        for job in jobs.values()
+        for engine_jobs in live.values()
+        for job in engine_jobs.values()
         if (job.engine, job.engine_id) not in managed_ids
     )
     changes.sort(key=lambda change: (ACTIONS.index(change.action), change.name))
@@ -234,40 +282,44 @@ def _name_taken(job: Placed, existing: LiveJob) -> NameTaken:
 
 
 def _change(
-    job: Placed, before: Applied | None, existing: LiveJob | None, backend: Backend, digest: str
+    name: str,
+    engine: str,
+    jobs: PlacedJobs,
+    before: Applied | None,
+    existing: LiveJob | None,
+    backend: Backend,
 ) -> Change:
-    name = job.spec.name
     if before is None:
-        return Change(name=name, action="create", target=job.engine, placed=job)
-    definition = to_dict(job.spec)
-    if before.engine != job.engine or before.spec_hash != digest:
-        diff = field_diff(before.definition, definition)
-        if before.engine != job.engine:
-            diff["target"] = {"from": before.engine, "to": job.engine}
+        return Change(name=name, action="create", target=engine, placed=jobs.get(name))
+    if before.engine != engine or before.spec_hash != jobs.hashes[name]:
+        job = jobs.get(name)
+        diff = field_diff(before.definition, to_dict(job.spec))
+        if before.engine != engine:
+            diff["target"] = {"from": before.engine, "to": engine}
         return Change(
-            name=name, action="update", target=job.engine, diff=diff, placed=job,
+            name=name, action="update", target=engine, diff=diff, placed=job,
             applied=before, live=existing,
         )  # fmt: skip
-    change = Change(
-        name=name, action="unchanged", target=job.engine, placed=job, applied=before,
-        live=existing,
-    )  # fmt: skip
-    desired = change.desired
-    assert desired is not None
-    rendered = backend.render(desired)
+    if name in jobs.rendered:
+        rendered = jobs.rendered[name]
+    else:
+        job = jobs.get(name)
+        rendered = backend.render(Desired(spec=job.spec, schedule=job.schedule))
     if rendered is None:  # nothing engine-side to drift (an on: startup job)
-        return change
+        return Change(name=name, action="unchanged", target=engine, applied=before, live=existing)
     if existing is None:
         diff = {"exists": {"from": False, "to": True}}
     else:
         diff = field_diff(existing.state, rendered)
         # Paused or resumed outside the orchestrator. An ended job's flag is the engine's own
         # business: beat disables an expired or fired one-off task, the runner a retired one.
-        if existing.active != desired.active and not change.ended:
-            diff["active"] = {"from": existing.active, "to": desired.active}
+        # (What ``Change.desired.active`` says, from what is at hand without the spec.)
+        active = jobs.enabled[name] and not before.paused and not before.ended
+        if existing.active != active and not before.ended:
+            diff["active"] = {"from": existing.active, "to": active}
     if not diff:
-        return change
+        return Change(name=name, action="unchanged", target=engine, applied=before, live=existing)
     return Change(
-        name=name, action="drift", target=job.engine, diff=diff, placed=job, applied=before,
-        live=existing,
+        name=name, action="drift", target=engine, diff=diff, placed=jobs.get(name),
+        applied=before, live=existing,
     )  # fmt: skip

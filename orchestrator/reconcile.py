@@ -28,7 +28,15 @@ from orchestrator.engines import backends as configured_backends
 from orchestrator.engines.base import STARTUP_PREFIX, Backend, Desired, LiveJob
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import ManagedJob
-from orchestrator.plan import Applied, Change, Placed, Plan, make_plan
+from orchestrator.plan import (
+    Applied,
+    Change,
+    Placed,
+    PlacedJobs,
+    Plan,
+    make_plan,
+    placed_jobs,
+)
 from orchestrator.specs import spec_hash, to_dict
 
 logger = logging.getLogger(__name__)
@@ -101,27 +109,32 @@ def registry(hashes: Mapping[str, tuple[str, str]]) -> dict[str, Applied]:
     return applied
 
 
-def _plan_now(placed: Sequence[Placed], backends: Mapping[str, Backend]) -> Plan:
-    hashes = {job.spec.name: spec_hash(job.spec) for job in placed}
-    wanted = {job.spec.name: (job.engine, hashes[job.spec.name]) for job in placed}
+def _plan_now(placed: Sequence[Placed] | PlacedJobs, backends: Mapping[str, Backend]) -> Plan:
+    jobs = placed_jobs(placed)
+    wanted = {name: (engine, jobs.hashes[name]) for name, engine in jobs.names()}
     live = live_jobs(backends)
     applied = registry(wanted)
     for name in status.ended_jobs(live) & applied.keys():
         applied[name] = replace(applied[name], ended=True)
-    return make_plan(placed, applied, live, backends, hashes)
+    return make_plan(jobs, applied, live, backends)
 
 
 def live_jobs(backends: Mapping[str, Backend]) -> dict[str, dict[str, LiveJob]]:
     return {engine: backend.live() for engine, backend in backends.items()}
 
 
-def plan(placed: Sequence[Placed], backends: Mapping[str, Backend] | None = None) -> Plan:
-    """The plan as of now, read without locks (what ``jobs plan`` shows)."""
+def plan(
+    placed: Sequence[Placed] | PlacedJobs, backends: Mapping[str, Backend] | None = None
+) -> Plan:
+    """The plan as of now, read without locks (what ``jobs plan`` shows).
+
+    ``placed``: a list, or ``PlacedJobs`` such as ``desired.place_file``'s, which saves
+    materialising the jobs that turn out unchanged."""
     return _plan_now(placed, backends or configured_backends())
 
 
 def apply(
-    placed: Sequence[Placed],
+    placed: Sequence[Placed] | PlacedJobs,
     *,
     prune: bool = False,
     progress: Progress = _quiet,

@@ -199,6 +199,11 @@ ORCHESTRATOR_RUN_HISTORY_DAYS = env.integer("ORCHESTRATOR_RUN_HISTORY_DAYS", 30)
 ORCHESTRATOR_CRON_HISTORY_DAYS = env.integer("ORCHESTRATOR_CRON_HISTORY_DAYS", 14)
 # When set, /metrics answers only requests bearing this token (Authorization: Bearer ...).
 ORCHESTRATOR_METRICS_TOKEN = env.get("ORCHESTRATOR_METRICS_TOKEN", "")
+# Where `jobs plan`/`apply` keep the placed manifest between runs (orchestrator.placement_cache):
+# a directory only this user may write. Empty: no cache.
+ORCHESTRATOR_CACHE_DIR = env.get(
+    "ORCHESTRATOR_CACHE_DIR", str(BASE_DIR / ".data" / PROFILE / "cache")
+)
 # The release `on: startup` jobs run once for: a new value runs them again when workers start.
 ORCHESTRATOR_RELEASE = env.get("ORCHESTRATOR_RELEASE", "unreleased")
 # The admin account `manage.py bootstrap` (so `make run`) creates when there is none; with no

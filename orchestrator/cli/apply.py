@@ -38,7 +38,7 @@ def add_arguments(parser: CommandParser) -> None:
 
 
 def handle(command: BaseCommand, options: dict[str, Any]) -> int:
-    placed = desired.place(desired.load(context.manifest_path(options)))
+    placed = desired.place_file(context.manifest_path(options))
     expected = None
     if not options["yes"]:
         preview = reconcile.plan(placed)

@@ -29,7 +29,7 @@ def add_arguments(parser: CommandParser) -> None:
 
 
 def handle(command: BaseCommand, options: dict[str, Any]) -> int:
-    placed = desired.place(desired.load(context.manifest_path(options)))
+    placed = desired.place_file(context.manifest_path(options))
     current = reconcile.plan(placed)
     if options["format"] == "json":
         command.stdout.write(json.dumps(current.as_json(), indent=2, default=str))

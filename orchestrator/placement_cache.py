@@ -1,0 +1,266 @@
+"""A cache of the placed manifest, so a plan that nothing changed does not load it again.
+
+Loading, validating and classifying 10,000 jobs costs a second; most ``jobs plan`` runs (CI
+gates, deploy scripts) see the same manifest against the same database as the last run. The
+result of ``desired.place`` is a pure function of:
+
+* the manifest's bytes and the path it is shown under (errors and specs carry it);
+* what validation checks against: the Celery app's registered task names, Django's database
+  aliases and which of them share pg_cron's server;
+* the database's capabilities (pg_cron's version and settings, the server's time zone, the
+  databases the role may reach, the functions the SQL calls): read live on every run, with
+  the function names the cached manifest calls, and compared in full;
+* the settings that placement reads (``ORCHESTRATOR_*`` and ``CELERY_*``, secrets left out);
+* the code: the app packages' source files (path, size, modification time) and the versions
+  of the libraries that parse and classify;
+* time, a little: one-time triggers and expiries, and daylight-saving changes in the coming
+  years. An entry is therefore trusted for an hour at most, and never past the earliest ``at``
+  or ``expires`` instant of its jobs.
+
+Any difference is a miss, and a miss only costs the full load. The cache never decides what
+the engines hold: the plan still reads the registry and both engines live on every run.
+
+Where: one file per manifest path, in ``settings.ORCHESTRATOR_CACHE_DIR`` (by default the
+profile's ``.data/<profile>/cache``), rather than a database table. The entry is a pickle
+(a JSON form of every spec would be a second serializer to keep exact), and a pickle may only
+be read from a place no one else can write: a directory of the current user, mode 0700,
+holding files of the current user. A table would let anyone with write access to it run code
+in every ``jobs`` command. Files written by a process that cannot create the directory are
+simply not written; the plan is the same, only slower.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+from orchestrator.gc_pause import gc_paused
+from orchestrator.placed_manifest import PlacedManifest, dumps
+from orchestrator.plan import Placed
+from orchestrator.specs import At
+
+logger = logging.getLogger(__name__)
+
+#: bump when the entry's layout changes
+FORMAT = 1
+#: an entry is trusted this long at most (time-dependent validation: see the module docstring)
+MAX_AGE_SECONDS = 3600
+#: libraries whose behaviour the placement depends on
+LIBRARIES = ("PyYAML", "pglast", "croniter", "celery", "django-celery-beat", "Django")
+_SECRET_WORDS = ("URL", "PASSWORD", "SECRET", "TOKEN", "KEY")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One cached placement: valid while ``key`` and ``capabilities`` match and not expired."""
+
+    format: int
+    key: str
+    capabilities: str
+    valid_until: float
+    manifest: PlacedManifest
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def source_stamp(roots: Iterable[Path]) -> str:
+    """A digest of the code: every ``.py`` file's path, size and mtime, and library versions.
+
+    ``stat`` rather than reading the files: a few milliseconds for the whole project. A file
+    rewritten with the same content is a miss, never a stale hit.
+    """
+    digest = hashlib.sha256(sys.version.encode())
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            info = path.stat()
+            digest.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    for library in LIBRARIES:
+        try:
+            digest.update(f"{library}={metadata.version(library)}\n".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{library}=-\n".encode())
+    return digest.hexdigest()
+
+
+def settings_stamp(values: Mapping[str, object]) -> str:
+    """The settings placement reads (``ORCHESTRATOR_*``, ``CELERY_*``), secrets left out."""
+    chosen = {
+        name: repr(value)
+        for name, value in values.items()
+        if name.startswith(("ORCHESTRATOR_", "CELERY_"))
+        and not any(word in name for word in _SECRET_WORDS)
+    }
+    return hashlib.sha256(repr(sorted(chosen.items())).encode()).hexdigest()
+
+
+def entry_key(
+    *,
+    data: bytes,
+    path: str,
+    task_names: Collection[str],
+    aliases: Collection[str],
+    database_names: Mapping[str, str],
+    connection: Mapping[str, Mapping[str, object]],
+    settings: str,
+    code: str,
+) -> str:
+    """Everything but the capabilities that ``desired.place`` depends on, as one digest.
+
+    ``connection`` is each alias's database name, role, host and port (no password): pg_cron's
+    rendered state names the database and the role the jobs run as."""
+    digest = hashlib.sha256()
+    for part in (
+        str(FORMAT),
+        path,
+        repr(sorted(task_names)),
+        repr(sorted(aliases)),
+        repr(sorted(database_names.items())),
+        repr(sorted((alias, sorted(values.items())) for alias, values in connection.items())),
+        settings,
+        code,
+    ):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def capabilities_stamp(capabilities: Mapping[str, object]) -> str:
+    """A digest of every engine's capabilities (every field, in a canonical order)."""
+    return hashlib.sha256(repr(_canonical(capabilities)).encode()).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    if is_dataclass(value) and not isinstance(value, type):
+        name = type(value).__qualname__
+        return [name, *((f.name, _canonical(getattr(value, f.name))) for f in fields(value))]
+    if isinstance(value, Mapping):
+        return sorted((repr(k), _canonical(v)) for k, v in value.items())
+    if isinstance(value, frozenset | set):
+        return sorted(repr(item) for item in value)
+    if isinstance(value, tuple | list):
+        return [_canonical(item) for item in value]
+    return repr(value)
+
+
+def valid_until(placed: Iterable[Placed], now: float) -> float:
+    """An hour from ``now``, or the earliest one-time trigger or expiry if sooner."""
+    limit = now + MAX_AGE_SECONDS
+    for job in placed:
+        instants: list[datetime | None] = [job.spec.expires]
+        if isinstance(job.spec.trigger, At):
+            instants.append(job.spec.trigger.when)
+        for instant in instants:
+            if instant is not None:
+                limit = min(limit, instant.timestamp())
+    return limit
+
+
+# --------------------------------------------------------------------------- storage
+
+
+class PlacementCache:
+    """Entries in ``directory``, one per manifest path."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _file(self, path: str) -> Path:
+        name = hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        return self.directory / f"placed-{name}.pickle"
+
+    def _trusted(self, target: Path) -> bool:
+        """Only files of ours, in a directory of ours that nobody else can write."""
+        try:
+            folder = self.directory.stat()
+            info = target.stat()
+        except OSError:
+            return False
+        uid = os.getuid()
+        private = not (folder.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+        return folder.st_uid == uid and info.st_uid == uid and private
+
+    def get(self, path: str, key: str) -> Entry | None:
+        """The entry for ``path`` if it was stored under ``key``, unexpired; else ``None``."""
+        target = self._file(path)
+        if not self._trusted(target):
+            return None
+        try:
+            data = target.read_bytes()
+            header, _, body = data.partition(b"\n")
+            if header != key.encode():  # another manifest or setting: not worth unpickling
+                return None
+            with gc_paused():
+                entry = pickle.loads(body)  # noqa: S301 - our own 0700 directory
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+            # ImportError/AttributeError: written by code that has since moved (also caught
+            # by the code stamp, but a rename must never break a plan)
+            logger.debug("placement cache unreadable", extra={"file": str(target), "err": error})
+            return None
+        if not isinstance(entry, Entry) or entry.format != FORMAT or entry.key != key:
+            return None
+        if time.time() >= entry.valid_until:
+            return None
+        return entry
+
+    def put(self, path: str, entry: Entry) -> None:
+        """Store ``entry`` atomically; a failure to write is logged and otherwise ignored."""
+        target = self._file(path)
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            body = dumps(entry)
+            handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".placed-")
+            try:
+                with os.fdopen(handle, "wb") as file:
+                    file.write(entry.key.encode() + b"\n" + body)
+                os.replace(temporary, target)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        except OSError as error:
+            logger.info(
+                "placement cache not written", extra={"file": str(target), "err": str(error)}
+            )
+
+
+def cached_placement(
+    cache: PlacementCache,
+    *,
+    path: str,
+    key: str,
+    read_capabilities: Callable[[Collection[str]], Mapping[str, object]],
+    place: Callable[[], tuple[PlacedManifest, Mapping[str, object]]],
+) -> tuple[PlacedManifest, bool]:
+    """The placed manifest at ``path``: from the cache when its entry still holds (same key,
+    unexpired, and the capabilities read now equal those it was placed with), else from
+    ``place`` (which also returns the capabilities it used), stored for next time. Returns
+    ``(manifest, hit)``."""
+    entry = cache.get(path, key)
+    if entry is not None:
+        capabilities = read_capabilities(entry.manifest.function_names)
+        if capabilities_stamp(capabilities) == entry.capabilities:
+            return entry.manifest, True
+    manifest, capabilities = place()
+    cache.put(
+        path,
+        Entry(
+            format=FORMAT,
+            key=key,
+            capabilities=capabilities_stamp(capabilities),
+            valid_until=valid_until(manifest.placed, time.time()),  # all in memory after a miss
+            manifest=manifest,
+        ),
+    )
+    return manifest, False
