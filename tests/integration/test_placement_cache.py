@@ -1,0 +1,157 @@
+"""The placement cache never hides a change: with a warm cache, ``jobs plan`` still shows an
+edited manifest, an engine row edited by hand, and a change in the database's capabilities."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django_celery_beat.models import PeriodicTask
+
+from orchestrator import desired
+
+pytestmark = pytest.mark.django_db
+
+MANIFEST = """\
+version: 1
+jobs:
+  cache-sql:
+    schedule: "0 3 * * *"
+    sql: SELECT 1
+  cache-task:
+    schedule: "0 4 * * *"
+    task: tasks.health.ping
+  cache-probe:
+    schedule: "0 5 * * *"
+    sql: SELECT perf_cache_probe()
+"""
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, settings: object) -> Path:
+    folder = tmp_path / "cache"
+    settings.ORCHESTRATOR_CACHE_DIR = str(folder)  # type: ignore[attr-defined]
+    return folder
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts full loads of the manifest (a cache miss loads it; a hit does not)."""
+    calls: list[str] = []
+    real = desired.load_manifest_text
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(str(kwargs.get("path")))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(desired, "load_manifest_text", counting)
+    return calls
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def plan(path: Path) -> dict[str, object]:
+    stdout = io.StringIO()
+    call_command("jobs", "plan", "--manifest", str(path), "--format", "json", stdout=stdout)
+    return json.loads(stdout.getvalue())
+
+
+def apply(path: Path) -> None:
+    call_command("jobs", "apply", "--manifest", str(path), "--yes", stdout=io.StringIO())
+
+
+def actions(result: dict[str, object]) -> dict[str, str]:
+    return {change["name"]: change["action"] for change in result["changes"]}  # type: ignore[index, union-attr]
+
+
+def execute(sql: str, params: list[object] | None = None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def test_cache__hit_then_manifest_change_shows(
+    tmp_path: Path, cache_dir: Path, loads: list[str]
+) -> None:
+    """A second plan of the same file is answered from the cache (no load); editing one job's
+    SQL is a miss and the plan shows exactly that update."""
+    path = write(tmp_path, MANIFEST)
+    apply(path)
+    assert plan(path)["changes"] == []
+    before = len(loads)
+    assert plan(path)["changes"] == []
+    assert len(loads) == before, "the unchanged manifest was loaded again"
+    path.write_text(path.read_text().replace("SELECT 1", "SELECT 2"))
+    result = plan(path)
+    assert len(loads) == before + 1
+    assert actions(result) == {"cache-sql": "update"}
+    assert list(cache_dir.iterdir()), "the cache wrote its entry"
+
+
+def test_cache__engine_rows_edited_by_hand_show_as_drift(
+    tmp_path: Path, cache_dir: Path, loads: list[str]
+) -> None:
+    """With the cache warm, a pg_cron schedule altered with cron.alter_job and a periodic task
+    edited through the ORM both show as drift, and an apply restores them."""
+    path = write(tmp_path, MANIFEST)
+    apply(path)
+    plan(path)
+    warm = len(loads)
+    execute(
+        "SELECT cron.alter_job(jobid, schedule => '9 9 * * *') FROM cron.job "
+        "WHERE jobname = 'cache-sql'"
+    )
+    PeriodicTask.objects.filter(name="cache-task").update(queue="elsewhere")
+    result = plan(path)
+    assert len(loads) == warm, "drift must be found without reloading the manifest"
+    assert actions(result) == {"cache-sql": "drift", "cache-task": "drift"}
+    apply(path)
+    assert plan(path)["changes"] == []
+
+
+def test_cache__capabilities_change_shows(
+    tmp_path: Path, cache_dir: Path, loads: list[str]
+) -> None:
+    """A function the SQL calls appearing in pg_catalog moves its job from Celery (cannot be
+    checked) to pg_cron, although the manifest's bytes did not change."""
+    path = write(tmp_path, MANIFEST)
+    apply(path)
+    assert plan(path)["changes"] == []
+    execute("CREATE FUNCTION perf_cache_probe() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    result = plan(path)
+    (change,) = result["changes"]  # type: ignore[misc]
+    assert change["name"] == "cache-probe"
+    assert change["action"] == "update"
+    assert change["diff"]["target"] == {"from": "celery", "to": "pg_cron"}
+
+
+def test_cache__untrusted_directory_is_ignored(
+    tmp_path: Path, cache_dir: Path, loads: list[str]
+) -> None:
+    """An entry in a directory others may write is never unpickled: the manifest is loaded."""
+    path = write(tmp_path, MANIFEST)
+    plan(path)
+    cache_dir.chmod(0o777)
+    before = len(loads)
+    plan(path)
+    assert len(loads) == before + 1
+
+
+def test_cache__no_directory_setting_means_no_cache(
+    tmp_path: Path, settings: object, loads: list[str]
+) -> None:
+    """With ORCHESTRATOR_CACHE_DIR empty the cached path is never taken (each plan loads the
+    manifest through desired.load)."""
+    settings.ORCHESTRATOR_CACHE_DIR = ""  # type: ignore[attr-defined]
+    path = write(tmp_path, MANIFEST)
+    plan(path)
+    plan(path)
+    assert len(loads) == 0  # the uncached path goes through desired.load, not this function
