@@ -27,7 +27,9 @@ from orchestrator import status
 from orchestrator.engines import backends as configured_backends
 from orchestrator.engines.base import STARTUP_PREFIX, Backend, Desired, LiveJob
 from orchestrator.errors import OrchestratorError
+from orchestrator.gc_pause import gc_paused
 from orchestrator.models import ManagedJob
+from orchestrator.pg_arrays import use_fast_text_arrays
 from orchestrator.plan import (
     Applied,
     Change,
@@ -130,7 +132,8 @@ def plan(
 
     ``placed``: a list, or ``PlacedJobs`` such as ``desired.place_file``'s, which saves
     materialising the jobs that turn out unchanged."""
-    return _plan_now(placed, backends or configured_backends())
+    with gc_paused():  # see apply
+        return _plan_now(placed, backends or configured_backends())
 
 
 def apply(
@@ -147,9 +150,12 @@ def apply(
     the lock raises ``PlanChanged`` before anything is written.
     """
     backends = backends or configured_backends()
-    with transaction.atomic():
+    # gc held off: an apply builds a few objects per job (model rows, rendered states) while
+    # every placed job stays alive, and each collection would walk all of them again
+    with gc_paused(), transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPLY_LOCK])
+        use_fast_text_arrays(connection.connection)  # bulk_create's UNNEST arrays: see there
         current = _plan_now(placed, backends)
         if expected is not None and fingerprint(current) != expected:
             raise PlanChanged()
