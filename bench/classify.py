@@ -8,11 +8,11 @@ timeouts; schedules mix cron expressions, macros and intervals, and some jobs as
 time zones. Classification uses fixed, offline ``Capabilities`` (pg_cron 1.4 and a small
 catalog), so no database is involved.
 
-The floor is ``yaml.load(text, Loader=yaml.CSafeLoader)`` on the same text, measured in the
-same run. Each round starts cold: the caches of parsed SQL and cron readings are cleared.
-Time is the best of the rounds for both. Peak memory is measured in a separate round with
-``tracemalloc`` (the peak of Python allocations, which slows that round down, so it is not the
-timed one); the process's ``ru_maxrss`` (peak resident set size) is printed too.
+The anchor is ``yaml.load(text, Loader=yaml.CSafeLoader)`` on the same text, measured in the
+same run (also printed with the garbage collector off, which is most of its time at 100,000
+jobs). Each measurement runs in a fresh process (cold caches, and a peak RSS that belongs to
+it alone); time is the best of the rounds. Peak Python allocations are measured in a separate
+round with ``tracemalloc`` (which slows that round down, so it is not a timed one).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,9 +42,11 @@ from orchestrator.engines.pg_cron.capabilities import Capabilities  # noqa: E402
 from orchestrator.engines.pg_cron.fit import PgCronFit  # noqa: E402
 from orchestrator.manifest import load_manifest  # noqa: E402
 
+#: targets scale with --jobs: 3 s and 250 MB at 10,000 (the first targets), and at 100,000 the
+#: issue's: within 1.5x of the C loader and under 1 GB of peak RSS
 TARGET_SECONDS = 3.0
 TARGET_MEGABYTES = 250.0
-TARGET_RATIO = 4.0
+TARGET_RATIO = 1.5
 
 TASKS = [f"tasks.bench.task_{n}" for n in range(20)]
 ZONES = ["UTC", "UTC", "UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"]
@@ -152,19 +155,60 @@ def best_of(rounds: int, run: object) -> float:
     return min(times)
 
 
+def child(kind: str, path: Path) -> None:
+    """One measurement in this fresh process: prints ``seconds maxrss_mib``.
+
+    ``ours``: load + validate + classify; ``floor``: ``yaml.load`` with ``CSafeLoader`` as it
+    comes (garbage collector on); ``floor-nogc``: the same with the collector off.
+    """
+    capabilities = Capabilities.with_pg_cron(functions=CATALOG)
+    text = path.read_text()
+    gc.collect()
+    started = time.perf_counter()
+    if kind == "ours":
+        ours(path, capabilities)
+    elif kind == "floor":
+        floor(text)
+    else:
+        gc.disable()
+        floor(text)
+        gc.enable()
+    seconds = time.perf_counter() - started
+    print(f"{seconds} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}")
+
+
+def in_child(kind: str, path: Path, rounds: int) -> tuple[float, float]:
+    """Best time and largest peak RSS (MiB) of ``rounds`` fresh processes running ``kind``."""
+    results = []
+    for _ in range(rounds):
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", kind, "--path", str(path)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        seconds, rss = done.stdout.split()
+        results.append((float(seconds), float(rss)))
+    return min(s for s, _ in results), max(r for _, r in results)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", choices=("ours", "floor", "floor-nogc"), help=argparse.SUPPRESS)
+    parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.child:
+        child(arguments.child, arguments.path)
+        return 0
     capabilities = Capabilities.with_pg_cron(functions=CATALOG)
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "jobs.yaml"
         text = generate(arguments.jobs)
         path.write_text(text)
-        engines = ours(path, capabilities)  # warm-up: imports, and a check the file is valid
-        ours_seconds = best_of(arguments.rounds, lambda: ours(path, capabilities))
-        floor_seconds = best_of(arguments.rounds, lambda: floor(path.read_text()))
+        engines = ours(path, capabilities)  # a check that the file is valid
+        ours_seconds, ours_rss = in_child("ours", path, arguments.rounds)
+        floor_seconds, floor_rss = in_child("floor", path, arguments.rounds)
+        nogc_seconds, _ = in_child("floor-nogc", path, arguments.rounds)
         clear_caches()
         gc.collect()
         tracemalloc.start()
@@ -172,7 +216,6 @@ def main() -> int:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     peak_mb = peak / 1024 / 1024
-    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ratio = ours_seconds / floor_seconds
     size_mb = len(text.encode()) / 1024 / 1024
     print(
@@ -181,18 +224,24 @@ def main() -> int:
     )
     print(
         f"load + validate + classify: {ours_seconds:.3f} s "
-        f"({arguments.jobs / ours_seconds:,.0f} jobs/s), best of {arguments.rounds} cold rounds"
+        f"({arguments.jobs / ours_seconds:,.0f} jobs/s), best of {arguments.rounds} fresh "
+        f"processes; peak RSS {ours_rss:.0f} MiB"
     )
-    print(f"floor, yaml.load(CSafeLoader) alone: {floor_seconds:.3f} s")
-    print(f"ratio to the floor: {ratio:.2f}x")
     print(
-        f"peak memory: {peak_mb:.1f} MiB of Python allocations (tracemalloc), "
-        f"{maxrss_mb:.1f} MiB peak RSS of the process (ru_maxrss)"
+        f"anchor, yaml.load(CSafeLoader) alone: {floor_seconds:.3f} s (peak RSS "
+        f"{floor_rss:.0f} MiB); with the garbage collector off: {nogc_seconds:.3f} s"
     )
+    print(
+        f"ratio to the anchor: {ratio:.2f}x (to the anchor with gc off: "
+        f"{ours_seconds / nogc_seconds:.2f}x)"
+    )
+    print(f"peak memory: {peak_mb:.1f} MiB of Python allocations (tracemalloc, separate round)")
+    seconds_target = TARGET_SECONDS * max(1.0, arguments.jobs / 10_000)  # linear, no worse
+    megabytes_target = TARGET_MEGABYTES if arguments.jobs <= 10_000 else 1024.0
     checks = [
-        (f"under {TARGET_SECONDS:.0f} s", ours_seconds < TARGET_SECONDS),
-        (f"under {TARGET_MEGABYTES:.0f} MB", max(peak_mb, maxrss_mb) < TARGET_MEGABYTES),
-        (f"within {TARGET_RATIO:.0f}x of the floor", ratio <= TARGET_RATIO),
+        (f"under {seconds_target:.0f} s", ours_seconds < seconds_target),
+        (f"peak RSS under {megabytes_target:.0f} MB", ours_rss < megabytes_target),
+        (f"within {TARGET_RATIO:.1f}x of the anchor", ratio <= TARGET_RATIO),
     ]  # fmt: skip
     print("targets: " + ", ".join(f"{name}: {'yes' if ok else 'NO'}" for name, ok in checks))
     return 0 if all(ok for _, ok in checks) else 1

@@ -5,13 +5,17 @@ Prints, for the same manifest in the same run:
   transaction per job (``cron.schedule_in_database`` / ``PeriodicTask.objects.create`` with
   ``get_or_create`` for its crontab, as django-celery-beat's docs show), plus its registry row;
 - a no-op plan (manifest already applied): load + classify + plan, and plan alone;
-- a one-job change: plan + apply.
+- a one-job change: plan + apply;
+- from the CLI, as a user runs it (each command a fresh process, medians): ``jobs apply --yes``
+  from empty, ``jobs plan --check`` with a cold and a warm placement cache, and ``jobs apply
+  --yes`` after a one-job edit, each beside the anchor of a process that only starts Django.
 
 Targets: apply from empty under 15 s and at least 5x faster than naive; no-op plan and one-job
 change under 1.5 s. Runs on its own service profile (``bench``) so it never touches your data:
 
     ORCHESTRATOR_PROFILE=bench python3 scripts/services.py start --profile bench --quiet
-    ORCHESTRATOR_PROFILE=bench .venv/bin/python bench/reconcile.py [--jobs 10000]
+    ORCHESTRATOR_PROFILE=bench .venv/bin/python bench/reconcile.py [--jobs 10000] [--rounds 3]
+        [--skip-naive] [--skip-cli]
 """
 
 from __future__ import annotations
@@ -19,17 +23,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ORCHESTRATOR_PROFILE", "bench")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-import django
+import django  # noqa: E402
 
 django.setup()
 
@@ -104,9 +113,73 @@ def naive_apply(placed: list) -> None:  # type: ignore[type-arg]
             )  # fmt: skip
 
 
+def cli(*args: str, cache: Path) -> float:
+    """Wall time of ``manage.py ARGS`` in a fresh process, as a user runs it."""
+    env = dict(os.environ, ORCHESTRATOR_CACHE_DIR=str(cache), LOG_LEVEL="WARNING")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 2):
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def startup(cache: Path) -> float:
+    """The anchor of every CLI figure: a process that only starts Django (``django.setup``)."""
+    env = dict(os.environ, ORCHESTRATOR_CACHE_DIR=str(cache))
+    code = "import django; django.setup()"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT)
+    return time.perf_counter() - started
+
+
+def median_of(rounds: int, run: Callable[[], float]) -> float:
+    return statistics.median(run() for _ in range(rounds))
+
+
+def report(label: str, seconds: float, anchor: float | None = None, target: str = "") -> None:
+    extra = f"  ({seconds / anchor:.2f}x the anchor)" if anchor else ""
+    print(f"{label:<52} {seconds:8.3f} s{extra}{'  target ' + target if target else ''}",
+          flush=True)  # fmt: skip
+
+
+def cli_figures(path: Path, jobs: int, rounds: int) -> None:
+    """What a user sees: each command in a fresh process, medians of ``rounds``."""
+    cache = Path(tempfile.mkdtemp(prefix="bench-cache-"))
+    print(f"-- from the CLI (fresh processes, median of {rounds}; placement cache in {cache})")
+    boot = median_of(rounds, lambda: startup(cache))
+    report("anchor: Django start-up alone (django.setup)", boot)
+    clear()
+    report("jobs apply --yes, from empty", cli("jobs", "apply", "--yes", "--manifest", str(path),
+           cache=cache), boot)  # fmt: skip
+    shutil.rmtree(cache)
+    report("jobs plan --check, no-op, cold cache", cli("jobs", "plan", "--check", "--manifest",
+           str(path), cache=cache), boot)  # fmt: skip
+    warm = median_of(rounds, lambda: cli("jobs", "plan", "--check", "--manifest", str(path),
+                                          cache=cache))  # fmt: skip
+    report("jobs plan --check, no-op, warm cache", warm, boot, "< 1 s at 10k, < 5 s at 100k")
+    original = path.read_text()
+    edited = original.replace("SELECT 1\n", "SELECT 1 + 0\n", 1)
+    assert edited != original
+
+    def one_change() -> float:
+        path.write_text(edited if path.read_text() == original else original)
+        return cli("jobs", "apply", "--yes", "--manifest", str(path), cache=cache)
+
+    change = median_of(rounds, one_change)
+    report("jobs apply --yes, one job changed (cache miss)", change, boot, "< 1.5 s at 10k")
+    path.write_text(original)
+    shutil.rmtree(cache, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3, help="CLI rounds (medians)")
+    parser.add_argument("--skip-naive", action="store_true", help="(one transaction per job)")
+    parser.add_argument("--skip-cli", action="store_true")
     options = parser.parse_args()
     call_command("migrate", verbosity=0)
     results: dict[str, float] = {}
@@ -120,7 +193,8 @@ def main() -> None:
     placed = timed("load + validate + classify", lambda: desired.place(desired.load(path)), results)
     engines = {job.engine for job in placed}
     assert engines == {"pg_cron", "celery"}, engines
-    timed("naive apply from empty (1 txn per job)", lambda: naive_apply(placed), results)
+    if not options.skip_naive:
+        timed("naive apply from empty (1 txn per job)", lambda: naive_apply(placed), results)
     clear()
     outcome = timed("apply from empty (bulk, 1 txn)", lambda: reconcile.apply(placed), results)
     assert outcome.summary()["create"] == options.jobs
@@ -141,12 +215,16 @@ def main() -> None:
         assert outcome.summary()["update"] == 1, outcome.summary()
 
     timed("one-job change (load + plan + apply)", one_change, results)
+    path.write_text(manifest(options.jobs))
+    if not options.skip_naive:
+        ratio = (
+            results["naive apply from empty (1 txn per job)"]
+            / results["apply from empty (bulk, 1 txn)"]
+        )
+        print(f"{'apply from empty: bulk vs naive':<44} {ratio:8.1f} x faster")
+    if not options.skip_cli:
+        cli_figures(path, options.jobs, options.rounds)
     clear()
-    ratio = (
-        results["naive apply from empty (1 txn per job)"]
-        / results["apply from empty (bulk, 1 txn)"]
-    )
-    print(f"{'apply from empty: bulk vs naive':<44} {ratio:8.1f} x faster")
 
 
 if __name__ == "__main__":

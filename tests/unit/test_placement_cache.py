@@ -1,0 +1,106 @@
+"""The placement cache's keys and expiry: any input that decides a placement changes the key,
+and an entry is never trusted past an hour or past its earliest one-time trigger/expiry."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator.capabilities import Capabilities
+from orchestrator.placed_manifest import PlacedManifest
+from orchestrator.placement_cache import (
+    FORMAT,
+    MAX_AGE_SECONDS,
+    Entry,
+    PlacementCache,
+    capabilities_stamp,
+    entry_key,
+    valid_until,
+)
+from orchestrator.plan import Placed
+from orchestrator.schedules import EngineSchedule
+from tests.unit.conftest import one_job
+
+BASE = {
+    "data": b"version: 1\njobs: {}\n",
+    "path": "jobs.yaml",
+    "task_names": ["a.b"],
+    "aliases": ["default"],
+    "database_names": {"default": "app"},
+    "connection": {"default": {"NAME": "app", "USER": "u", "HOST": "h", "PORT": "5432"}},
+    "settings": "s",
+    "code": "c",
+}
+
+
+def placed(fields: str) -> Placed:
+    spec = one_job(fields)
+    return Placed(spec=spec, engine="celery", schedule=EngineSchedule(kind="startup"))
+
+
+def test_entry_key__every_input_counts() -> None:
+    """Changing any one input (a byte, the path, a task, an alias, a database, the role, the
+    settings, the code) gives another key."""
+    base = entry_key(**BASE)  # type: ignore[arg-type]
+    changes = {
+        "data": b"version: 1\njobs: {} \n",
+        "path": "other.yaml",
+        "task_names": ["a.c"],
+        "aliases": ["default", "x"],
+        "database_names": {"default": "other"},
+        "connection": {"default": {"NAME": "app", "USER": "v", "HOST": "h", "PORT": "5432"}},
+        "settings": "t",
+        "code": "d",
+    }
+    for name, value in changes.items():
+        assert entry_key(**(BASE | {name: value})) != base, name  # type: ignore[arg-type]
+
+
+def test_capabilities_stamp__any_field_counts() -> None:
+    """Two capability snapshots stamp alike only when every field is alike."""
+    one = Capabilities.with_pg_cron(functions={"f": ("sql", True)})
+    same = Capabilities.with_pg_cron(functions={"f": ("sql", True)})
+    other_version = Capabilities.with_pg_cron(version=(1, 5), functions={"f": ("sql", True)})
+    untrusted = Capabilities.with_pg_cron(functions={"f": ("plpython3u", False)})
+    assert capabilities_stamp(one) == capabilities_stamp(same)
+    assert capabilities_stamp(one) != capabilities_stamp(other_version)
+    assert capabilities_stamp(one) != capabilities_stamp(untrusted)
+
+
+def test_valid_until__an_hour_or_the_first_one_time_instant() -> None:
+    """Without instants an entry lasts MAX_AGE_SECONDS; an 'at' trigger or an expiry before
+    that ends it sooner."""
+    now = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
+    plain = placed('schedule: "0 * * * *"\ntask: tasks.backup.backup_database')
+    assert valid_until([plain], now) == now + MAX_AGE_SECONDS
+    soon = placed('at: "2030-01-01T00:10:00Z"\ntask: tasks.backup.backup_database')
+    assert valid_until([plain, soon], now) == now + 600
+    expiring = placed(
+        'schedule: "0 * * * *"\ntask: tasks.backup.backup_database\nexpires: "2030-01-01T00:05:00Z"'
+    )
+    assert valid_until([soon, expiring], now) == now + 300
+
+
+def test_cache__round_trip_and_refusals(tmp_path: Path) -> None:
+    """An entry reads back lazily (jobs unpickled on first use); another key, an expired
+    entry, or a file in a directory others may write is not read."""
+    folder = tmp_path / "cache"
+    cache = PlacementCache(folder)
+    job = placed('schedule: "0 * * * *"\ntask: tasks.backup.backup_database')
+    manifest = PlacedManifest([job], hashes={"job": "h"}, rendered={"job": None})
+    entry = Entry(format=FORMAT, key="k1", capabilities="c", valid_until=4e9, manifest=manifest)
+    cache.put("jobs.yaml", entry)
+    assert oct(folder.stat().st_mode & 0o777) == oct(0o700)
+    read = cache.get("jobs.yaml", "k1")
+    assert read is not None
+    assert read.manifest.names() == [("job", "celery")]
+    assert read.manifest.get("job") == job
+    assert cache.get("jobs.yaml", "k2") is None
+    assert cache.get("other.yaml", "k1") is None
+    cache.put("jobs.yaml", Entry(format=FORMAT, key="k1", capabilities="c", valid_until=1.0,
+                                 manifest=manifest))  # fmt: skip
+    assert cache.get("jobs.yaml", "k1") is None
+    cache.put("jobs.yaml", entry)
+    os.chmod(folder, 0o777)  # noqa: S103 - a directory others may write is the point
+    assert cache.get("jobs.yaml", "k1") is None
