@@ -62,8 +62,18 @@ class PlacedManifest:
 
     def __getstate__(self) -> dict[str, Any]:
         blobs = dict(self._blobs)
+        # one pickler, its memo cleared between jobs: each slice is a whole pickle of its own
+        buffer = io.BytesIO()
+        pickler = _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        spans = []
         for name, job in self._objects.items():
-            blobs[name] = dumps(job)
+            start = buffer.tell()
+            pickler.dump(job)
+            pickler.clear_memo()
+            spans.append((name, start, buffer.tell()))
+        data = buffer.getvalue()
+        for name, start, end in spans:
+            blobs[name] = data[start:end]
         return {
             "jobs": self._jobs,
             "blobs": blobs,
