@@ -25,7 +25,7 @@ jobs:
     sql: SELECT 1
   cache-task:
     schedule: "0 4 * * *"
-    task: tasks.health.ping
+    task: orchestrator.ping
   cache-probe:
     schedule: "0 5 * * *"
     sql: SELECT perf_cache_probe()

@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestrator.capabilities import Capabilities
+from orchestrator.engines.pg_cron.capabilities import Capabilities
 from orchestrator.placed_manifest import PlacedManifest
 from orchestrator.placement_cache import (
     FORMAT,
@@ -58,14 +58,18 @@ def test_entry_key__every_input_counts() -> None:
 
 
 def test_capabilities_stamp__any_field_counts() -> None:
-    """Two capability snapshots stamp alike only when every field is alike."""
-    one = Capabilities.with_pg_cron(functions={"f": ("sql", True)})
-    same = Capabilities.with_pg_cron(functions={"f": ("sql", True)})
-    other_version = Capabilities.with_pg_cron(version=(1, 5), functions={"f": ("sql", True)})
-    untrusted = Capabilities.with_pg_cron(functions={"f": ("plpython3u", False)})
-    assert capabilities_stamp(one) == capabilities_stamp(same)
+    """Two snapshots of the engines' capabilities stamp alike only when every field is alike."""
+
+    def engines(**kwargs: object) -> dict[str, object]:
+        return {"pg_cron": Capabilities.with_pg_cron(**kwargs), "celery": None}  # type: ignore[arg-type]
+
+    one = engines(functions={"f": ("sql", True)})
+    assert capabilities_stamp(one) == capabilities_stamp(engines(functions={"f": ("sql", True)}))
+    other_version = engines(version=(1, 5), functions={"f": ("sql", True)})
     assert capabilities_stamp(one) != capabilities_stamp(other_version)
+    untrusted = engines(functions={"f": ("plpython3u", False)})
     assert capabilities_stamp(one) != capabilities_stamp(untrusted)
+    assert capabilities_stamp(one) != capabilities_stamp({"pg_cron": one["pg_cron"]})
 
 
 def test_valid_until__an_hour_or_the_first_one_time_instant() -> None:
