@@ -215,6 +215,17 @@ class PlacementCache:
             return None
         return entry
 
+    def _prune(self) -> None:
+        """Remove entries no run could use any more (older than ``MAX_AGE_SECONDS``): one file
+        per manifest path would otherwise pile up for paths never planned again."""
+        limit = time.time() - MAX_AGE_SECONDS
+        for old in self.directory.glob("placed-*.pickle"):
+            try:
+                if old.stat().st_mtime < limit:
+                    old.unlink()
+            except OSError:  # removed meanwhile by another run: nothing to do
+                continue
+
     def put(self, path: str, entry: Entry) -> None:
         """Store ``entry`` atomically; a failure to write is logged and otherwise ignored."""
         target = self._file(path)
@@ -229,6 +240,7 @@ class PlacementCache:
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
                 raise
+            self._prune()
         except OSError as error:
             logger.info(
                 "placement cache not written", extra={"file": str(target), "err": str(error)}

@@ -310,7 +310,8 @@ def _change(
     if existing is None:
         diff = {"exists": {"from": False, "to": True}}
     else:
-        diff = field_diff(existing.state, rendered)
+        # equal dicts (the usual case) compare in C; field_diff says what differs otherwise
+        diff = {} if existing.state == rendered else field_diff(existing.state, rendered)
         # Paused or resumed outside the orchestrator. An ended job's flag is the engine's own
         # business: beat disables an expired or fired one-off task, the runner a retired one.
         # (What ``Change.desired.active`` says, from what is at hand without the spec.)

@@ -108,3 +108,18 @@ def test_cache__round_trip_and_refusals(tmp_path: Path) -> None:
     cache.put("jobs.yaml", entry)
     os.chmod(folder, 0o777)  # noqa: S103 - a directory others may write is the point
     assert cache.get("jobs.yaml", "k1") is None
+
+
+def test_cache__old_entries_are_pruned_on_write(tmp_path: Path) -> None:
+    """Writing an entry removes entries older than MAX_AGE_SECONDS, which no run can use."""
+    cache = PlacementCache(tmp_path / "cache")
+    job = placed('schedule: "0 * * * *"\ntask: tasks.backup.backup_database')
+    manifest = PlacedManifest([job], hashes={"job": "h"}, rendered={"job": None})
+    entry = Entry(format=FORMAT, key="k", capabilities="c", valid_until=4e9, manifest=manifest)
+    cache.put("old.yaml", entry)
+    (old,) = (tmp_path / "cache").glob("placed-*.pickle")
+    stale = old.stat().st_mtime - MAX_AGE_SECONDS - 10
+    os.utime(old, (stale, stale))
+    cache.put("new.yaml", entry)
+    assert not old.exists()
+    assert cache.get("new.yaml", "k") is not None
