@@ -14,6 +14,7 @@ from django.db import connection
 from django_celery_beat.models import PeriodicTask
 
 from orchestrator import desired
+from tests.integration.reconcile_helpers import clear_engines
 
 pytestmark = pytest.mark.django_db
 
@@ -34,6 +35,7 @@ jobs:
 
 @pytest.fixture
 def cache_dir(tmp_path: Path, settings: object) -> Path:
+    clear_engines()  # in the test's transaction: start from empty engines, whatever was there
     folder = tmp_path / "cache"
     settings.ORCHESTRATOR_CACHE_DIR = str(folder)  # type: ignore[attr-defined]
     return folder
