@@ -101,6 +101,7 @@ def settings_stamp(values: Mapping[str, object]) -> str:
         for name, value in values.items()
         if name.startswith(("ORCHESTRATOR_", "CELERY_"))
         and not any(word in name for word in _SECRET_WORDS)
+        and "://" not in repr(value)  # a service URL may carry a password; placement reads none
     }
     return hashlib.sha256(repr(sorted(chosen.items())).encode()).hexdigest()
 

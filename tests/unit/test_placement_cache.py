@@ -16,6 +16,7 @@ from orchestrator.placement_cache import (
     PlacementCache,
     capabilities_stamp,
     entry_key,
+    settings_stamp,
     valid_until,
 )
 from orchestrator.plan import Placed
@@ -123,3 +124,20 @@ def test_cache__old_entries_are_pruned_on_write(tmp_path: Path) -> None:
     cache.put("new.yaml", entry)
     assert not old.exists()
     assert cache.get("new.yaml", "k") is not None
+
+
+def test_settings_stamp__placement_settings_count_secrets_do_not() -> None:
+    """ORCHESTRATOR_*/CELERY_* settings change the stamp; settings holding secrets or service
+    URLs (which may carry a password) and unrelated settings never take part."""
+    base = {"ORCHESTRATOR_VISIBILITY_TIMEOUT": 3600, "DEBUG": False}
+    stamp = settings_stamp(base)
+    assert settings_stamp(base | {"ORCHESTRATOR_VISIBILITY_TIMEOUT": 60}) != stamp
+    assert settings_stamp(base | {"CELERY_TASK_ACKS_LATE": True}) != stamp
+    for ignored in (
+        {"ORCHESTRATOR_METRICS_TOKEN": "s3cret"},
+        {"CELERY_BROKER_URL": "redis://:pw@host/0"},
+        {"CELERY_RESULT_BACKEND": "redis://:pw@host/1"},
+        {"SECRET_KEY": "k"},
+        {"DEBUG": True},
+    ):
+        assert settings_stamp(base | ignored) == stamp, ignored
