@@ -139,7 +139,7 @@ def bench_pagerank(nodes: int, edges: int, previous: bool) -> None:
     difference = max(abs(stored[node] - rank) for node, rank in expected.items())
     print(f"largest rank difference from a Python power iteration: {difference:.1e}")
     if previous:
-        run((ROOT / "sql_jobs/sql/0004_pagerank_arrays.reverse.sql").read_text())
+        run((ROOT / "sql_jobs/sql/0005_pagerank_arrays.reverse.sql").read_text())
         run("DROP TABLE IF EXISTS pg_temp.pr_edge, pg_temp.pr_key")  # the new one's, same name
         started = time.perf_counter()
         run("SELECT * FROM platform.recalculate_all_pagerank(0.85, 20, 0)")

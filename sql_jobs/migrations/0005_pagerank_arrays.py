@@ -1,4 +1,4 @@
-"""PageRank over arrays and dense integer keys: ``sql_jobs/sql/0004_pagerank_arrays.sql``.
+"""PageRank over arrays and dense integer keys: ``sql_jobs/sql/0005_pagerank_arrays.sql``.
 
 Replaces ``platform.recalculate_all_pagerank()`` of 0003 with the same signature and results;
 the reverse file restores 0003's version.
@@ -12,5 +12,5 @@ from project.sqlfiles import run_sql_file, sql_dir
 
 
 class Migration(migrations.Migration):
-    dependencies = [("sql_jobs", "0003_platform_functions")]
-    operations = [run_sql_file(sql_dir(__file__), "0004_pagerank_arrays")]
+    dependencies = [("sql_jobs", "0004_jobs_role_grants")]
+    operations = [run_sql_file(sql_dir(__file__), "0005_pagerank_arrays")]

@@ -1,4 +1,4 @@
--- Reverse of 0004_pagerank_arrays: restore recalculate_all_pagerank() as 0003 defined it.
+-- Reverse of 0005_pagerank_arrays: restore recalculate_all_pagerank() as 0003 defined it.
 
 -- PageRank over platform.graph_nodes/graph_edges, written to graph_nodes.pagerank.
 --
