@@ -101,14 +101,14 @@ def test_cache__hit_then_manifest_change_shows(
 def test_cache__engine_rows_edited_by_hand_show_as_drift(
     tmp_path: Path, cache_dir: Path, loads: list[str]
 ) -> None:
-    """With the cache warm, a pg_cron schedule altered with cron.alter_job and a periodic task
+    """With the cache warm, a pg_cron schedule altered by hand and a periodic task
     edited through the ORM both show as drift, and an apply restores them."""
     path = write(tmp_path, MANIFEST)
     apply(path)
     plan(path)
     warm = len(loads)
-    execute(
-        "SELECT cron.alter_job(jobid, schedule => '9 9 * * *') FROM cron.job "
+    execute(  # the job is the jobs role's: edited through the wrapper, as a DBA would
+        "SELECT orchestrator_cron.alter_job(jobid, '9 9 * * *', NULL, NULL, NULL) FROM cron.job "
         "WHERE jobname = 'cache-sql'"
     )
     PeriodicTask.objects.filter(name="cache-task").update(queue="elsewhere")
