@@ -336,7 +336,7 @@ class _Loader:
                     f"{field} only apply to a task body", lines[field], job=name, field=field
                 )
         self.not_past(name, values, lines)
-        if len(self.errors) > before:
+        if len(self.errors) > before or body is None:  # exactly_one reported a missing body
             return None
         trigger = next(values[field] for field, _ in triggers)
         options = {field: values[field] for field in OPTION_PARSERS if field in values}

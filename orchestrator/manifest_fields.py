@@ -230,7 +230,7 @@ def parse_retries(node: Node, ctx: FieldContext) -> Retries | None:
     if node.kind != "mapping":
         raise FieldError(f"expected a mapping {{max: N, backoff: SECONDS}}, got {node.describe()}")
     values: dict[str, Node] = {}
-    for key, value in node.pairs():
+    for key, child in node.pairs():
         name = key.value if key.kind == "scalar" else "?"
         if name not in {"max", "backoff"}:
             raise FieldError(
@@ -240,7 +240,7 @@ def parse_retries(node: Node, ctx: FieldContext) -> Retries | None:
             )
         if name in values:
             raise FieldError(f"duplicate key {name!r}", line=key.line)
-        values[name] = value
+        values[name] = child
     if "max" not in values:
         raise FieldError("needs max (the number of retries)")
     try:

@@ -177,9 +177,15 @@ class PlacedJobs(Protocol):
     """Placed jobs that materialise on demand (``orchestrator.placed_manifest``): the name,
     engine, hash and rendered state of each are at hand, its ``Placed`` only through ``get``."""
 
-    hashes: Mapping[str, str]
-    rendered: Mapping[str, Mapping[str, object] | None]
-    enabled: Mapping[str, bool]
+    # Read-only members, so a plain ``dict`` attribute satisfies them.
+    @property
+    def hashes(self) -> Mapping[str, str]: ...
+
+    @property
+    def rendered(self) -> Mapping[str, Mapping[str, object] | None]: ...
+
+    @property
+    def enabled(self) -> Mapping[str, bool]: ...
 
     def names(self) -> list[tuple[str, str]]: ...
 

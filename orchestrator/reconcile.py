@@ -186,10 +186,10 @@ def _execute(plan: Plan, prune: bool, progress: Progress, backends: Mapping[str,
             else:
                 updates[change.target].append(change)
 
-    for engine, ids in removals.items():
-        progress(f"removing from {engine}", 0, len(ids))
-        backends[engine].delete(ids)
-        progress(f"removing from {engine}", len(ids), len(ids))
+    for engine, engine_ids in removals.items():
+        progress(f"removing from {engine}", 0, len(engine_ids))
+        backends[engine].delete(engine_ids)
+        progress(f"removing from {engine}", len(engine_ids), len(engine_ids))
     ManagedJob.objects.filter(name__in=forget).delete()
     _mark_orphans(plan, now)
 
@@ -207,14 +207,9 @@ def _execute(plan: Plan, prune: bool, progress: Progress, backends: Mapping[str,
             progress(f"creating in {engine}", start + len(batch), len(changes))
     for engine, changes in updates.items():
         for start, batch in _batches(changes):
-            backends[engine].update([(c.applied.engine_id, _desired(c)) for c in batch])  # type: ignore[union-attr]
+            backends[engine].update([(_applied_id(c), _desired(c)) for c in batch])
             for change in batch:
-                rows[change.name] = _record(
-                    rows.get(change.name),
-                    change,
-                    change.applied.engine_id,
-                    now,  # type: ignore[union-attr]
-                )
+                rows[change.name] = _record(rows.get(change.name), change, _applied_id(change), now)
             progress(f"updating in {engine}", start + len(batch), len(changes))
     new = [row for row in rows.values() if row.pk is None]
     old = [row for row in rows.values() if row.pk is not None]
@@ -252,6 +247,13 @@ def _changes_kind(change: Change) -> bool:
         return False
     was_startup = change.applied.engine_id.startswith(STARTUP_PREFIX)
     return was_startup != (change.placed.schedule.kind == "startup")
+
+
+def _applied_id(change: Change) -> str:
+    """The engine id of a job being updated in place (only applied jobs are updated)."""
+    if change.applied is None:
+        raise OrchestratorError(f"job {change.name!r} has no applied engine job to update")
+    return change.applied.engine_id
 
 
 def _desired(change: Change) -> Desired:

@@ -30,6 +30,7 @@ Here each task's next due instant lives in ``celery_engine_beatdue.due_at`` (ind
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import UTC, datetime
@@ -143,7 +144,12 @@ def _task_row(record: tuple[Any, ...]) -> TaskRow | None:
         kind, definition = "clocked", tuple(clocked[1:])
     else:
         kind, definition = None, ()
-    return TaskRow(*record[2:20], kind=kind, definition=definition)
+    fields = dict(zip(TASK_ROW_FIELDS, record[2:20], strict=True))
+    return TaskRow(**fields, kind=kind, definition=definition)
+
+
+#: The ``TaskRow`` fields the scheduler's SQL selects, in its column order (then kind, definition).
+TASK_ROW_FIELDS = tuple(field.name for field in dataclasses.fields(TaskRow))[:18]
 
 
 class DueLock(LeaderLock):
@@ -259,7 +265,8 @@ class DueScheduler(LeaderDatabaseScheduler):
             more, sent = self._dispatch(now)
             if sent:  # each claim dirtied its row: compute the next due instants now
                 self._stale = not self._refresh(time.monotonic() + self.refresh_budget)
-            self._head = self.lock.execute(_HEAD).fetchone()[0]
+            head = self.lock.execute(_HEAD).fetchone()
+            self._head = head[0] if head else None
             self._head_known = True
         if more or self._stale:
             return 0.0
