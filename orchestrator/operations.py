@@ -14,7 +14,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from orchestrator.engines import backends
-from orchestrator.engines.base import payload_from_definition
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import ManagedJob
 from orchestrator.schedules import format_every
@@ -66,9 +65,10 @@ def set_paused(name: str, paused: bool) -> ManagedJob:
 def run_now(name: str) -> str:
     """Start one run of the job right away; return the id to follow it by."""
     row = managed(name)
-    payload = payload_from_definition(row.definition)
     queue = row.definition.get("queue")
-    run_id = backends()[row.engine].run_now(payload, queue if isinstance(queue, str) else None)
+    run_id = backends()[row.engine].run_now(
+        row.definition, queue if isinstance(queue, str) else None
+    )
     logger.info("run requested", extra={"job": name, "run_id": run_id})
     return run_id
 

@@ -196,8 +196,10 @@ class Backend(Protocol):
         """Pause (``False``) or resume (``True``) one job."""
         ...
 
-    def run_now(self, payload: Mapping[str, object], queue: str | None) -> str:
-        """Start one run now with this run payload; return an id to follow it by."""
+    def run_now(self, definition: Mapping[str, object], queue: str | None) -> str:
+        """Start one run now of the job with this registered definition; return an id to
+        follow it by. The message names the job only: the runner reads its definition from
+        the registry, so nothing sent can change what runs."""
         ...
 
     def finish(self) -> None:
@@ -205,19 +207,18 @@ class Backend(Protocol):
         ...
 
 
-#: the fields of a job's canonical definition (``specs.to_dict``) that a run needs
-PAYLOAD_FIELDS = ("body", "args", "kwargs", "retries", "timeout", "overlap", "max_runs", "database")
+def run_payload(spec: JobSpec) -> dict[str, object]:
+    """The keyword arguments of a run of ``spec``: its name only (``payload_from_definition``)."""
+    return payload_from_definition(to_dict(spec))
 
 
 def payload_from_definition(definition: Mapping[str, object]) -> dict[str, object]:
-    """What a worker needs to run one job: the keyword arguments of ``orchestrator.run_job``.
+    """What a run message carries: the keyword arguments of ``orchestrator.run_job``.
 
-    Built from the canonical definition, which the registry keeps, so a run-now needs no
-    manifest; beat's schedules and run-now send exactly this, so a run behaves the same
-    whoever started it.
+    Only the job's name. Schedule rows and run-now messages can be edited or forged by people
+    the manifest does not trust (django-celery-beat's change permission, broker access); the
+    runner reads the body, arguments, retries and limits from the orchestrator's registry,
+    which only an apply writes. Beat's schedules and run-now send exactly this, so a run
+    behaves the same whoever started it.
     """
-    return {"name": definition["name"], **{key: definition.get(key) for key in PAYLOAD_FIELDS}}
-
-
-def run_payload(spec: JobSpec) -> dict[str, object]:
-    return payload_from_definition(to_dict(spec))
+    return {"name": definition["name"]}

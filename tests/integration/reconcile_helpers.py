@@ -49,3 +49,18 @@ def clear_engines() -> None:
         cursor.execute("SELECT orchestrator_cron.unschedule(jobid) FROM cron.job")
         cursor.execute("DELETE FROM django_celery_beat_periodictask")
         cursor.execute("DELETE FROM orchestrator_managedjob")
+
+
+def apply_and_run(text: str, queue: str | None = None) -> str:
+    """Apply a one-job manifest, then start a run of it now on ``queue``; return the task id.
+
+    Runs read their definition from the registry, so a job must be applied before it runs.
+    """
+    from orchestrator import reconcile
+    from orchestrator.engines import backends
+    from orchestrator.models import ManagedJob
+
+    [job] = placed_from(text)
+    reconcile.apply([job])
+    definition = ManagedJob.objects.get(name=job.spec.name).definition
+    return backends()[job.engine].run_now(definition, queue)

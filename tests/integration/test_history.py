@@ -19,14 +19,12 @@ from django.utils import timezone
 
 import orchestrator.engines.celery.history  # noqa: F401 - connects the publish signal in this (publishing) process
 from orchestrator import missed, reconcile
-from orchestrator.engines import backends
-from orchestrator.engines.base import run_payload
 from orchestrator.engines.celery.history import on_prerun
 from orchestrator.engines.pg_cron import heartbeat
 from orchestrator.models import JobRun, ManagedJob
 from orchestrator.stored import StoredJob
 from tests.conftest import ROOT, WorkerProcess, service_env
-from tests.integration.reconcile_helpers import clear_engines, placed_from
+from tests.integration.reconcile_helpers import apply_and_run, clear_engines, placed_from
 
 
 class HistoryWorker(WorkerProcess):
@@ -82,7 +80,7 @@ def test_history__celery_failing_twice_then_succeeding_shows_three_attempts(
         # SQL jobs run as the jobs role, which uses only what it is granted
         cursor.execute(f"GRANT USAGE ON SEQUENCE {sequence} TO {settings.ORCHESTRATOR_JOBS_ROLE}")
     try:
-        [placed] = placed_from(
+        task_id = apply_and_run(
             f"""
             version: 1
             jobs:
@@ -91,9 +89,9 @@ def test_history__celery_failing_twice_then_succeeding_shows_three_attempts(
                 target: celery
                 retries: {{max: 3, backoff: 0}}
                 sql: SELECT 1 / (CASE WHEN nextval('{sequence}') < 3 THEN 0 ELSE 1 END)
-            """
+            """,
+            history_queue,
         )
-        task_id = backends()["celery"].run_now(run_payload(placed.spec), history_queue)
         assert celery_app.AsyncResult(task_id).get(timeout=60)["status"] == "succeeded"
         rows = wait_for(
             lambda: (
@@ -114,6 +112,7 @@ def test_history__celery_failing_twice_then_succeeding_shows_three_attempts(
         assert all(row.manual and row.worker and row.pid for row in rows)
         assert all(row.duration is not None and row.started <= row.finished for row in rows)
     finally:
+        clear_engines()
         JobRun.objects.filter(job="flaky-history").delete()
         with connection.cursor() as cursor:
             cursor.execute(f"DROP SEQUENCE {sequence}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -12,9 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from orchestrator import reconcile
-from orchestrator.engines import backends
-from orchestrator.engines.base import run_payload
-from tests.integration.reconcile_helpers import clear_engines, placed_from
+from tests.integration.reconcile_helpers import apply_and_run, clear_engines, placed_from
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,10 +33,16 @@ def sequence() -> str:
         cursor.execute(f"DROP SEQUENCE {name}")
 
 
+@pytest.fixture(autouse=True)
+def empty_engines() -> Iterator[None]:
+    """Runs need their job in the registry: each test applies its own, on empty engines."""
+    clear_engines()
+    yield
+    clear_engines()
+
+
 def run(manifest: str, celery_app) -> object:  # type: ignore[no-untyped-def]
-    [placed] = placed_from(manifest)
-    task_id = backends()["celery"].run_now(run_payload(placed.spec), None)
-    return celery_app.AsyncResult(task_id)
+    return celery_app.AsyncResult(apply_and_run(manifest))
 
 
 def test_runner__failing_twice_then_succeeding_takes_three_attempts(

@@ -113,7 +113,7 @@ class FakeEngine:
     def set_active(self, engine_id: str, active: bool) -> None:
         return None
 
-    def run_now(self, payload: Mapping[str, object], queue: str | None) -> str:
+    def run_now(self, definition: Mapping[str, object], queue: str | None) -> str:
         return "run-1"
 
     def finish(self) -> None:

@@ -1,8 +1,12 @@
 """The Celery beat backend: jobs are django-celery-beat ``PeriodicTask`` rows.
 
-Every managed periodic task calls one task, ``orchestrator.run_job``, with the job's run payload
-as keyword arguments, so retries, time limits and overlap behave the same for SQL, task and
-command bodies. Schedules map to django-celery-beat's own: cron to ``CrontabSchedule`` (in the
+Every managed periodic task calls one task, ``orchestrator.run_job``, with only the job's name
+as keyword arguments (``{"name": ...}``): the runner reads the definition from the registry, so
+editing a row can never change what runs, and retries, time limits and overlap behave the same
+for SQL, task and command bodies. A row still in the older shape (the whole body in its kwargs)
+differs from what ``render`` gives, so the plan shows it and the next apply rewrites it.
+
+Schedules map to django-celery-beat's own: cron to ``CrontabSchedule`` (in the
 job's time zone), intervals to ``IntervalSchedule``, ``at`` to a one-off ``ClockedSchedule``.
 ``on: startup`` jobs have no periodic task: the hall runs them when workers start.
 
@@ -37,6 +41,7 @@ from orchestrator.engines.base import (
     Health,
     LiveJob,
     Needs,
+    payload_from_definition,
     run_payload,
 )
 from orchestrator.engines.celery import clock
@@ -329,15 +334,17 @@ class CeleryBeatBackend:
         )
         PeriodicTasks.update_changed()
 
-    def run_now(self, payload: Mapping[str, object], queue: str | None) -> str:
-        timeout = payload.get("timeout")
+    def run_now(self, definition: Mapping[str, object], queue: str | None) -> str:
+        timeout = definition.get("timeout")
+        payload = payload_from_definition(definition)
         result = current_app.send_task(
             RUNNER_TASK,
-            kwargs=dict(payload),
+            kwargs=payload,
             queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE,
             headers=_time_limit_headers(
-                timeout if isinstance(timeout, int) else None, payload.get("body")
+                timeout if isinstance(timeout, int) else None, definition.get("body")
             ),
+            shadow=str(payload["name"]),
         )
         return str(result.id)
 

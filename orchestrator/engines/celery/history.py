@@ -285,7 +285,8 @@ def on_revoked(
     expired: bool = False,
     **_: Any,
 ) -> None:
-    if request is None or getattr(request, "name", getattr(request, "task", None)) != RUNNER_TASK:
+    # ``type`` is the task's real name; ``name`` is its shadow (the job's name) when it has one.
+    if request is None or getattr(request, "type", getattr(request, "name", None)) != RUNNER_TASK:
         return
     if terminated:
         _finish(request.id, "failed", f"terminated by an operator (signal {signum})")

@@ -1,10 +1,16 @@
 """``orchestrator.run_job``: the one task every Celery-placed job runs through.
 
-Beat sends it with a job's run payload (``orchestrator.engines.base.run_payload``); run-now
-sends the same. One runner gives every body kind the manifest's semantics: ``retries`` (with
-exponential backoff), ``timeout`` (the message's time limit, plus ``statement_timeout`` for SQL
-and a kill for commands), and ``overlap: skip`` (a session advisory lock per job, which the
-server drops by itself if the worker dies).
+A run message carries only the job's *name* (``engines.base.payload_from_definition``): beat's
+schedule rows, run-now and startup runs alike. The runner reads the job's definition from the
+orchestrator's registry (``registered``), so only the manifest ever defines what runs; a message
+naming no managed job is refused, recorded in history, and runs nothing.
+
+One runner gives every body kind the manifest's semantics: ``retries`` (with exponential
+backoff), ``timeout`` (the message's time limit, plus ``statement_timeout`` for SQL and a kill
+of the whole process group for commands), and ``overlap: skip`` (a session advisory lock per
+job, which the server drops by itself if the worker dies). A run cannot outlive its worker: a
+command's program is killed with it (``child_process``), and a SQL statement left behind by a
+dead worker is aborted by the server or terminated before the redelivery runs (``run_session``).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import logging
 import subprocess
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from celery import Task, shared_task
@@ -20,7 +26,19 @@ from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from orchestrator.engines.celery.child_process import run_supervised
 from orchestrator.engines.celery.libpq import Target, client_environment
+from orchestrator.engines.celery.registered import (
+    RunDefinition,
+    ignored_fields,
+    registered_definition,
+)
+from orchestrator.engines.celery.run_session import (
+    run_session,
+    run_tag,
+    settle_lost_delivery,
+    tag_session,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,41 +54,73 @@ class JobFailed(Exception):
     """A job's body failed; the message says how."""
 
 
-@shared_task(bind=True, name=RUNNER_TASK, acks_late=True, reject_on_worker_lost=True)
-def run_job(
-    self: Task,
-    name: str,
-    body: Mapping[str, Any],
-    args: list[Any] | None = None,
-    kwargs: Mapping[str, Any] | None = None,
-    retries: Mapping[str, int] | None = None,
-    timeout: int | None = None,
-    overlap: str | None = None,
-    max_runs: int | None = None,
-    database: str = "default",
-) -> dict[str, Any]:
-    """Run one job's body once; retry it as its manifest says."""
-    extra = {"job": name, "attempt": self.request.retries + 1, "task_id": self.request.id}
-    scheduled = "periodic_task_name" in (self.request.headers or {})
-    if max_runs and scheduled and runs_so_far(name, self.request.id) >= max_runs:
+def job_shadow_name(task: Task, args: Any, kwargs: Mapping[str, Any] | None, options: Any) -> Any:
+    """Celery's ``shadow_name``: every run shows under its job's name in Celery's own tools
+    (worker logs, events, Flower), though all of them run through this one task."""
+    name = (kwargs or {}).get("name")
+    return str(name) if isinstance(name, str) and name else None
+
+
+@shared_task(
+    bind=True,
+    name=RUNNER_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    shadow_name=job_shadow_name,
+)
+def run_job(self: Task, name: str, **message: Any) -> dict[str, Any]:
+    """Run the registered definition of job ``name`` once; retry it as its manifest says.
+
+    ``message`` holds whatever else the message carried (the pre-registry row shape put the
+    whole body there, and a tampered row might): it is never executed, only reported.
+    """
+    request = self.request
+    headers = request.headers or {}
+    attempt = request.retries + 1
+    extra = {"job": name, "attempt": attempt, "task_id": request.id}
+    if message:
+        logger.warning(
+            "run message carries fields besides the job's name; ignored, the registry's "
+            "definition runs",
+            extra={**extra, "ignored": ignored_fields(message)},
+        )
+    periodic = headers.get("periodic_task_name")
+    definition = registered_definition(name, periodic if isinstance(periodic, str) else None)
+    if definition.max_runs and periodic and runs_so_far(name, request.id) >= definition.max_runs:
         retire(name)
         logger.info("run skipped: max_runs reached; schedule disabled", extra=extra)
-        return {"job": name, "status": "skipped", "output": f"max_runs {max_runs} reached"}
-    with overlap_guard(name, overlap == "skip", database) as acquired:
+        return {
+            "job": name,
+            "status": "skipped",
+            "output": f"max_runs {definition.max_runs} reached",
+        }
+    tag = run_tag(request.id, attempt)
+    with run_session(definition.database, tag):
+        kind = str(definition.body.get("kind"))
+        settle_lost_delivery(session_connections(definition), tag, request.id, attempt, kind)
+        return _run_guarded(self, definition, tag, extra)
+
+
+def _run_guarded(
+    task: Task, definition: RunDefinition, tag: str, extra: dict[str, Any]
+) -> dict[str, Any]:
+    name = definition.name
+    with overlap_guard(name, definition.overlap == "skip", definition.database) as acquired:
         if not acquired:
             logger.info("run skipped: the previous run is still going", extra=extra)
             return {"job": name, "status": "skipped"}
         try:
-            output = execute(self, body, args or [], dict(kwargs or {}), timeout, database)
+            output = execute(task, definition, tag)
         # A body may raise anything, and the manifest's retries apply to all of it; what is not
         # retried is re-raised unchanged, so Celery records the real failure.
         except Exception as error:
-            if retries and self.request.retries < int(retries.get("max", 0)):
-                countdown = int(retries.get("backoff", 0)) * 2**self.request.retries
+            retries = definition.retries
+            if retries and task.request.retries < int(retries.get("max", 0)):
+                countdown = int(retries.get("backoff", 0)) * 2**task.request.retries
                 logger.warning(
                     "run failed; retrying", extra={**extra, "countdown": countdown}, exc_info=True
                 )
-                raise self.retry(
+                raise task.retry(
                     exc=error, countdown=countdown, max_retries=retries["max"]
                 ) from error
             raise
@@ -78,20 +128,14 @@ def run_job(
     return {"job": name, "status": "succeeded", "output": output}
 
 
-def execute(
-    task: Task,
-    body: Mapping[str, Any],
-    args: list[Any],
-    kwargs: dict[str, Any],
-    timeout: int | None,
-    database: str,
-) -> Any:
+def execute(task: Task, definition: RunDefinition, tag: str) -> Any:
+    body, database, timeout = definition.body, definition.database, definition.timeout
     kind = body.get("kind")
     if kind == "sql":
-        return run_sql(str(body["sql"]), database, timeout)
+        return run_sql(str(body["sql"]), database, timeout, tag)
     if kind == "task":
         target = task.app.tasks[str(body["task"])]
-        result = target(*args, **kwargs)
+        result = target(*definition.args, **definition.kwargs)
         json_like = isinstance(result, str | int | float | bool | dict | list | None)
         return result if json_like else repr(result)
     if kind == "command":
@@ -116,12 +160,27 @@ def sql_connection(database: str) -> BaseDatabaseWrapper:
     return connections[alias]
 
 
-def run_sql(sql: str, database: str, timeout: int | None) -> str:
+def session_connections(definition: RunDefinition) -> list[BaseDatabaseWrapper]:
+    """The database sessions a run of this job uses: its database's (the overlap lock, task
+    bodies) and, for SQL, the jobs role's (``sql_connection``)."""
+    found = [connections[definition.database]]
+    # Without a jobs role connection the run fails in ``run_sql``, saying so; nothing to end.
+    if definition.body.get("kind") == "sql":
+        with suppress(JobFailed):
+            found.append(sql_connection(definition.database))
+    return found
+
+
+def run_sql(sql: str, database: str, timeout: int | None, tag: str) -> str:
     """Run the SQL as written, as pg_cron would: one simple-protocol command in autocommit, so
-    several statements run as one implicit transaction and VACUUM may stand alone."""
+    several statements run as one implicit transaction and VACUUM may stand alone.
+
+    The session carries the run's tag (``run_session``): if this worker dies, the server aborts
+    the statement, and a redelivery terminates it if it is still there."""
     connection = sql_connection(database)
     try:
         with connection.cursor() as cursor:
+            tag_session(cursor, tag)
             if timeout:
                 cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{timeout}s"])
             cursor.execute(sql)
@@ -140,13 +199,12 @@ def run_command(argv: list[str], database: str, timeout: int | None) -> str:
     """Run a program without a shell, with the database's connection in libpq's environment.
 
     The password reaches libpq through a 0600 PGPASSFILE in a private folder, never argv or a
-    PGPASSWORD variable that ``ps e`` would show (``orchestrator.engines.celery.libpq``).
+    PGPASSWORD variable that ``ps e`` would show (``libpq``). The program dies with this worker
+    process and, on a timeout, with its whole process group (``child_process``).
     """
     with client_environment(Target.from_alias(database), application=f"job:{argv[0]}") as env:
         try:
-            done = subprocess.run(
-                argv, env=env, capture_output=True, text=True, timeout=timeout, check=False
-            )
+            done = run_supervised(argv, env, timeout)
         except FileNotFoundError as error:
             raise JobFailed(f"program not found: {argv[0]}") from error
         except subprocess.TimeoutExpired as error:

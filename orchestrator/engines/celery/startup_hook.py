@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from orchestrator.engines import backends
-from orchestrator.engines.base import STARTUP_PREFIX, payload_from_definition
+from orchestrator.engines.base import STARTUP_PREFIX
 from orchestrator.models import ManagedJob, StartupRun
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def run_startup_jobs(claimant: str | None = None) -> list[str]:
         # the run's history row) rather than wait on our open transaction.
         queue = job.definition.get("queue")
         run_id = backends()[job.engine].run_now(
-            payload_from_definition(job.definition), queue if isinstance(queue, str) else None
+            job.definition, queue if isinstance(queue, str) else None
         )
         started.append(job.name)
         logger.info("startup job started", extra={"job": job.name, "run_id": run_id})

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connection
 from prometheus_client.metrics_core import Metric
 
-from orchestrator.engines.base import Desired, Health, LiveJob, Needs
+from orchestrator.engines.base import Desired, Health, LiveJob, Needs, payload_from_definition
 from orchestrator.engines.pg_cron import clock, heartbeat
 from orchestrator.engines.pg_cron.capabilities import Capabilities, read_capabilities
 from orchestrator.engines.pg_cron.fit import PgCronFit
@@ -168,11 +168,16 @@ class PgCronBackend:
         with connection.cursor() as cursor:
             cursor.execute(query("set_active"), [int(engine_id), active])
 
-    def run_now(self, payload: Mapping[str, object], queue: str | None) -> str:
+    def run_now(self, definition: Mapping[str, object], queue: str | None) -> str:
         """pg_cron 1.4 cannot start a job out of schedule, so a run-now goes to a Celery
-        worker's runner, which executes the same SQL in the same database right away."""
+        worker's runner, which executes the same SQL in the same database right away. The
+        message names the job; the runner reads its SQL from the registry."""
+        payload = payload_from_definition(definition)
         result = current_app.send_task(
-            RUNNER_TASK, kwargs=dict(payload), queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE
+            RUNNER_TASK,
+            kwargs=payload,
+            queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE,
+            shadow=str(payload["name"]),
         )
         return str(result.id)
 

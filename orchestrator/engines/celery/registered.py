@@ -1,0 +1,119 @@
+"""The definition a run executes, read from the orchestrator's registry, never from the message.
+
+A schedule row (django-celery-beat's ``PeriodicTask``) and a run-now message carry only a job's
+*name*. Anyone who can edit a periodic task (a staff user with django-celery-beat's change
+permission) or write to the broker could otherwise put any SQL, task or program in a message and
+have a worker run it. So the runner looks the name up in ``orchestrator.models.ManagedJob``,
+which only ``jobs apply`` writes, and runs the definition found there: only the manifest defines
+what runs.
+
+A message that names no managed job, or a job that is no longer registered, is refused with a
+``JobRefused`` that says why; the runner records it in run history like any failure and runs
+nothing. Fields other than the name in a message (the pre-registry shape, or a tampered row) are
+never executed: they are logged and ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.errors import OrchestratorError
+
+logger = logging.getLogger(__name__)
+
+#: the only keyword argument a run message carries
+MESSAGE_FIELDS = frozenset({"name"})
+
+
+class JobRefused(OrchestratorError):
+    """The run was refused: its message names no job the manifest defines."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunDefinition:
+    """What one run of a job needs, as the registry has it (``specs.to_dict`` fields)."""
+
+    name: str
+    engine: str
+    spec_hash: str
+    body: Mapping[str, Any]
+    args: list[Any]
+    kwargs: dict[str, Any]
+    retries: Mapping[str, int] | None
+    timeout: int | None
+    overlap: str | None
+    max_runs: int | None
+    database: str
+
+    @classmethod
+    def from_registry(
+        cls, name: str, engine: str, spec_hash: str, definition: Mapping
+    ) -> RunDefinition:
+        body = definition.get("body")
+        if not isinstance(body, Mapping) or "kind" not in body:
+            raise JobRefused(
+                "the registered definition has no body: re-apply the manifest", job=name
+            )
+        timeout = definition.get("timeout")
+        max_runs = definition.get("max_runs")
+        return cls(
+            name=name,
+            engine=engine,
+            spec_hash=spec_hash,
+            body=dict(body),
+            args=list(definition.get("args") or []),
+            kwargs=dict(definition.get("kwargs") or {}),
+            retries=definition.get("retries") or None,
+            timeout=int(timeout) if timeout else None,
+            overlap=definition.get("overlap") or None,
+            max_runs=int(max_runs) if max_runs else None,
+            database=str(definition.get("database") or "default"),
+        )
+
+
+def ignored_fields(message: Mapping[str, Any]) -> list[str]:
+    """Fields of a run message other than the name: never executed, reported by the runner."""
+    return sorted(set(message) - MESSAGE_FIELDS)
+
+
+def registered_definition(name: object, periodic_task_name: str | None = None) -> RunDefinition:
+    """The registry's definition of job ``name``, or ``JobRefused``.
+
+    ``periodic_task_name`` is the header beat (and django-celery-beat's "run" action) adds to
+    a message sent from a schedule row. A managed row has its job's name and lives in the
+    Celery engine; a hand-made row that names a managed job (to run it on a schedule of its
+    own) is refused.
+    """
+    from orchestrator.models import Engine, ManagedJob
+
+    if not isinstance(name, str) or not name:
+        raise JobRefused(f"the message names no job ({name!r})")
+    row = (
+        ManagedJob.objects.filter(name=name)
+        .values_list("engine", "spec_hash", "definition")
+        .first()
+    )
+    if row is None:
+        raise JobRefused(
+            "no managed job has this name (not in the applied manifest, or pruned since the "
+            "run was queued): nothing was run",
+            job=name,
+        )
+    engine, spec_hash, definition = row
+    if periodic_task_name is not None:
+        if periodic_task_name != name:
+            raise JobRefused(
+                f"periodic task {periodic_task_name!r} is not this job's schedule: only the "
+                "manifest schedules managed jobs; nothing was run",
+                job=name,
+            )
+        if engine != Engine.CELERY:
+            raise JobRefused(
+                f"the job is placed on {engine}, not Celery; a periodic task of that name is "
+                "not its schedule; nothing was run",
+                job=name,
+            )
+    return RunDefinition.from_registry(name, engine, spec_hash, definition)
