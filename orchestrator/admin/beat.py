@@ -1,24 +1,128 @@
-"""django-celery-beat's periodic task admin, with its actions behind permissions.
+"""django-celery-beat's periodic task admin, guarded: permissions on its actions, and the
+orchestrator's own rows read-only.
 
 Its stock actions (enable, disable, toggle, run) check no permission: any staff user who can
 see the list could stop every schedule or fire any task. Here enable/disable/toggle need
 ``django_celery_beat.change_periodictask`` and run needs ``orchestrator.run_job`` as well.
-Edits to a managed job's periodic task stay possible for those allowed to change it; the next
-``jobs plan`` shows them as drift.
+
+A *managed* row (the periodic task of a manifest job, named in the registry) belongs to the
+manifest: the list marks it and links to its job's page, its change form is read-only, it
+cannot be deleted, and enable/disable/toggle leave it alone (pausing is the job page's
+control, which the registry remembers). The row carries only the job's name anyway (the
+runner reads the definition from the registry), so even a write that got past this admin
+could not change what runs. Hand-made periodic tasks stay fully editable.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.db.models import CharField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Cast
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
+from orchestrator.models import Engine, ManagedJob
+
+
+def managed_job_ids(queryset: QuerySet) -> QuerySet:
+    """``queryset`` annotated with ``managed_job_id``: the registry row owning each task."""
+    owner = ManagedJob.objects.filter(
+        engine=Engine.CELERY, engine_id=Cast(OuterRef("pk"), CharField())
+    ).values("pk")[:1]
+    return queryset.annotate(managed_job_id=Subquery(owner))
+
+
+def _managed_job(task: PeriodicTask | None) -> int | None:
+    if task is None:
+        return None
+    if hasattr(task, "managed_job_id"):
+        return task.managed_job_id
+    return (
+        ManagedJob.objects.filter(engine=Engine.CELERY, engine_id=str(task.pk))
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _without_managed(queryset: QuerySet) -> QuerySet:
+    """A plain queryset (no annotation, so ``update`` and ``delete`` stay simple) of the
+    hand-made rows of ``queryset``."""
+    hand_made = managed_job_ids(queryset).filter(managed_job_id__isnull=True)
+    return PeriodicTask.objects.filter(pk__in=list(hand_made.values_list("pk", flat=True)))
+
 
 class GuardedPeriodicTaskAdmin(PeriodicTaskAdmin):
+    list_display = ("name", "managed_by", *PeriodicTaskAdmin.list_display[1:])
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return managed_job_ids(super().get_queryset(request))
+
+    @admin.display(description="managed by")
+    def managed_by(self, task: PeriodicTask) -> str:
+        job_id = _managed_job(task)
+        if job_id is None:
+            return "—"
+        url = reverse("admin:orchestrator_managedjob_change", args=[job_id])
+        return format_html('<a href="{}">the manifest (job page)</a>', url)
+
+    # ------------------------------------------------------------------ managed rows: read-only
+    def has_change_permission(self, request: HttpRequest, obj: PeriodicTask | None = None) -> bool:
+        if _managed_job(obj) is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: PeriodicTask | None = None) -> bool:
+        if _managed_job(obj) is not None:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # Django's bulk delete already refuses a selection holding a managed row (it asks
+        # has_delete_permission per object); never delete one even if that changes.
+        super().delete_queryset(request, _without_managed(queryset))
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if request.method == "GET":
+            task = self.get_object(request, object_id)
+            job_id = _managed_job(task)
+            if job_id is not None:
+                url = reverse("admin:orchestrator_managedjob_change", args=[job_id])
+                self.message_user(
+                    request,
+                    format_html(
+                        "This periodic task is managed by the orchestrator and is read-only: "
+                        'change its job in the manifest, pause or run it from <a href="{}">'
+                        "its job page</a>.",
+                        url,
+                    ),
+                    messages.INFO,
+                )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _hand_made(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """The selection without managed rows, telling the user about those left alone."""
+        managed = managed_job_ids(queryset).filter(managed_job_id__isnull=False)
+        skipped = managed.count()
+        if skipped:
+            self.message_user(
+                request,
+                f"{skipped} managed task(s) left alone: pause and resume them on their job pages.",
+                messages.WARNING,
+            )
+        return _without_managed(queryset)
+
+    # ------------------------------------------------------------------ actions
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(
             "django_celery_beat.change_periodictask"
@@ -26,18 +130,19 @@ class GuardedPeriodicTaskAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Enable selected tasks", permissions=["change"])
     def enable_tasks(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        return super().enable_tasks(request, queryset)
+        return super().enable_tasks(request, self._hand_made(request, queryset))
 
     @admin.action(description="Disable selected tasks", permissions=["change"])
     def disable_tasks(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        return super().disable_tasks(request, queryset)
+        return super().disable_tasks(request, self._hand_made(request, queryset))
 
     @admin.action(description="Toggle activity of selected tasks", permissions=["change"])
     def toggle_tasks(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        return super().toggle_tasks(request, queryset)
+        return super().toggle_tasks(request, self._hand_made(request, queryset))
 
     @admin.action(description="Run selected tasks", permissions=["run"])
     def run_tasks(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        # A managed row's message names its job; the runner runs the registry's definition.
         return super().run_tasks(request, queryset)
 
 
