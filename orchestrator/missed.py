@@ -29,7 +29,7 @@ from functools import lru_cache
 
 from orchestrator import engine_times
 from orchestrator.engines import backends
-from orchestrator.models import JobRun
+from orchestrator.models import JobRun, RunStatus
 from orchestrator.specs import Trigger
 from orchestrator.stored import StoredJob
 
@@ -131,6 +131,8 @@ def missed_runs(owed: Iterable[Owed]) -> dict[str, Missed]:
             manual=False,
             scheduled_for__gte=earliest - EARLY,
         )
+        # A ``missed`` row (a slot beat claimed but could never send) says why; it is no run.
+        .exclude(status=RunStatus.MISSED)
         .order_by("job", "scheduled_for")
         .values_list("job", "scheduled_for")
     )

@@ -96,6 +96,8 @@ class RunStatus(models.TextChoices):
     RETRIED = "retried", "retried"
     SKIPPED = "skipped", "skipped"
     LOST = "lost", "lost"
+    #: a scheduled slot that was never sent (e.g. the broker was down until the slot passed)
+    MISSED = "missed", "missed"
 
 
 #: statuses after which a run changes no more
@@ -105,6 +107,7 @@ FINISHED_STATUSES = (
     RunStatus.RETRIED,
     RunStatus.SKIPPED,
     RunStatus.LOST,
+    RunStatus.MISSED,
 )
 
 

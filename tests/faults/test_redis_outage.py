@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,3 +112,93 @@ def test_redis_outage(
     assert inside, "no minute boundary fell inside the outage"
     expected = {b.strftime("%Y-%m-%d %H:%M") for b in boundaries}
     assert expected <= ran, f"pg_cron missed {sorted(expected - ran)}; ran {sorted(ran)}"
+
+
+# --------------------------------------------------------------------------- claimed slots
+
+
+@pytest.fixture
+def managed_outage_jobs(db_committed: None) -> Iterator[None]:
+    """Two managed Celery jobs on the outage queue: one every minute, one every 5 s."""
+    from orchestrator import reconcile
+    from orchestrator.models import JobRun
+    from tests.integration.reconcile_helpers import clear_engines, placed_from
+
+    clear_engines()
+    reconcile.apply(
+        placed_from(
+            """
+            version: 1
+            jobs:
+              outage-minutely:
+                schedule: "* * * * *"
+                target: celery
+                queue: faults-outage
+                sql: SELECT 1
+              outage-every5:
+                schedule: every 5s
+                target: celery
+                queue: faults-outage
+                sql: SELECT 2
+            """
+        )
+    )
+    yield
+    clear_engines()
+    JobRun.objects.filter(job__startswith="outage-").delete()
+
+
+def test_redis_outage__a_slot_claimed_while_the_broker_is_down_is_sent_or_recorded_missed(
+    managed_outage_jobs: None, redis_server: Any, celery_app: Any
+) -> None:
+    """Redis stops from second ~50 to ~15 of the next minute. The minutely job's slot at the
+    minute boundary is claimed during the outage: beat keeps it and sends it when Redis is back
+    (history: that slot ran, late). The every-5s job's slots during the outage pass one by one
+    before the broker can take them: each is recorded in run history as ``missed`` with the
+    reason and the broker's error; none is lost silently, and the job resumes."""
+    from orchestrator.models import JobRun
+
+    worker = Worker(queues="faults-outage", concurrency=1)
+    beat = Beat("claimed-slots")
+    try:
+        worker.wait_ready(celery_app)
+        now = datetime.now(UTC)
+        wait = (50 - now.second) % 60 or 60
+        if wait < 10:  # let beat win the lock and send a few slots first
+            wait += 60
+        time.sleep(wait - now.microsecond / 1e6)
+        down_at = datetime.now(UTC)
+        boundary = (down_at + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        redis_server.stop()
+        time.sleep(25)
+        redis_server.start()
+        back_at = datetime.now(UTC)
+
+        deadline = time.monotonic() + 40
+        ran = None
+        while ran is None and time.monotonic() < deadline:
+            ran = JobRun.objects.filter(
+                job="outage-minutely", scheduled_for=boundary, status="succeeded"
+            ).first()
+            time.sleep(0.5)
+    finally:
+        beat.stop()
+        worker.stop()
+
+    assert ran is not None, f"the claimed slot {boundary} never ran; see {beat.log}"
+    assert ran.started > back_at
+    assert "sent late" in Path(beat.log).read_text()
+    missed = list(
+        JobRun.objects.filter(job="outage-every5", status="missed").order_by("scheduled_for")
+    )
+    assert missed, f"no slot of the every-5s job was recorded missed; see {beat.log}"
+    assert all(down_at <= run.scheduled_for <= back_at for run in missed)
+    assert all("never sent" in run.message for run in missed)
+    assert all(
+        "before the slot passed" in run.message or "superseded by the next slot" in run.message
+        for run in missed
+    )
+    assert all("Connection refused" in run.message for run in missed)
+    assert JobRun.objects.filter(
+        job="outage-every5", status="succeeded", started__gt=back_at
+    ).exists(), "the every-5s job did not resume after the outage"

@@ -23,7 +23,8 @@ Three guarantees, and how each is kept:
   memory and writes it every ``sync_every`` (3 min), so a new beat re-fires what the old one
   already sent. Here the claim *is* the write, committed before the message is sent, and a new
   leader reloads every entry from the database. A kill between claim and send loses that one slot
-  (at most once, never twice).
+  (at most once, never twice); a broker that refuses the send has the slot retried while it still
+  matters, or recorded as missed in run history (``beat_send``).
 
 Slots: for interval schedules ``last_run_at`` is set to the *scheduled instant* (``previous +
 every``), not to the wall-clock time of dispatch, so slots do not drift and each has a stable
@@ -45,6 +46,7 @@ from celery import schedules
 from django.conf import settings
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
+from orchestrator.engines.celery.beat_send import ClaimedSlots
 from orchestrator.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -226,6 +228,7 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         self.leading = False
         self._last_check = 0.0
         self._claims: dict[int, datetime] = {}
+        self.slots = ClaimedSlots()  # claimed slots the broker has not taken yet
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -285,11 +288,13 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self.ensure_leadership():
+            self.slots.abandon("this beat lost the leadership before the broker took it")
             return self.standby_poll
+        self.slots.retry_due(self.app)
         interval = super().tick(*args, **kwargs)
         if not self.leading:  # a claim inside this tick found the lock gone
             return self.standby_poll
-        return interval
+        return self.slots.next_retry_in(interval)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -326,11 +331,12 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         headers = {**options.get("headers", {}), SLOT_HEADER: slot.isoformat()}
         entry.options = {**options, "headers": headers}
         try:
-            super().apply_entry(entry, producer=producer)
+            self.slots.send(self.app, entry, slot, producer)  # kept and retried if refused
         finally:
             entry.options = options
 
     def close(self) -> None:
+        self.slots.abandon("beat stopped before the broker took it")
         try:
             super().close()
         finally:

@@ -101,8 +101,10 @@ def on_publish(
     if name is None or not task_id:
         return
     attempt = int(headers.get("retries") or 0) + 1
-    eta = headers.get("eta")
-    scheduled = parse_datetime(eta) if isinstance(eta, str) else None
+    # Beat's claimed slot (``beat.SLOT_HEADER``) first: a slot sent late, after a broker
+    # outage, still runs for its slot and fills it in missed-run counting.
+    slot = headers.get("scheduled_at") or headers.get("eta")
+    scheduled = parse_datetime(slot) if isinstance(slot, str) else None
     manual = "periodic_task_name" not in headers
 
     def write() -> None:

@@ -1,0 +1,238 @@
+"""Sending a claimed beat slot, through a broker outage.
+
+The leader claims a slot in the database *before* it sends (``beat``: the claim is the fence), so
+no other beat will ever send that slot. Stock beat logs ``Couldn't apply scheduled task`` when the
+broker refuses the message and moves on: the claimed slot was lost for good, with nothing in run
+history. Here a send that fails is kept and retried with bounded backoff, while this process is
+still the leader and while the slot still means something:
+
+- until the schedule's next slot, which supersedes it (Celery's own catch-up policy: missed
+  slots collapse into the latest one), and
+- at most ``MAX_WAIT`` after the slot's instant (a daily job is not sent hours late).
+
+A slot that cannot be sent in that time, or that this process can no longer send (it lost the
+leadership, or stopped), is recorded in run history as ``missed`` with the reason, so an operator
+sees it next to the job's runs (and missed-run counting still counts it: it is no run).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery.result import denied_join_result
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+#: the longest a claimed slot is kept for a late send after its instant
+MAX_WAIT = timedelta(minutes=15)
+#: seconds before the first retry, doubled each time up to ``MAX_BACKOFF``
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 10.0
+#: the history row's message is cut here
+MESSAGE_LIMIT = 4000
+
+
+@dataclass(kw_only=True, slots=True)
+class PendingSlot:
+    """A claimed slot whose message the broker has not taken yet: everything needed to send
+    it later, frozen at claim time (the entry itself moves on to its next slot)."""
+
+    task_id: int
+    name: str
+    task: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: dict[str, Any]
+    slot: datetime
+    deadline: datetime
+    attempts: int = 0
+    error: str = ""
+    next_try: float = 0.0
+    backoff: float = FIRST_BACKOFF
+    first_failure: datetime = field(default_factory=timezone.now)
+
+
+def _deadline(entry: Any, slot: datetime) -> datetime:
+    """When the slot stops meaning anything: its schedule's next slot, within ``MAX_WAIT``.
+
+    The next slot is read on the schedule's own clock (``now() + remaining_estimate``), as
+    beat itself reads it."""
+    latest = slot + MAX_WAIT
+    schedule = entry.schedule
+    try:
+        following = schedule.now() + schedule.remaining_estimate(slot)
+    except (AttributeError, TypeError, ValueError):  # a schedule with no estimate (solar edge)
+        return latest
+    return min(latest, following) if following > slot else latest
+
+
+class ClaimedSlots:
+    """The leader's claimed slots not yet taken by the broker, and their sending."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.pending: dict[int, PendingSlot] = {}
+
+    # ------------------------------------------------------------------ sending
+    def send(self, app: Any, entry: Any, slot: datetime, producer: Any = None) -> bool:
+        """Send the entry's claimed ``slot`` now (``entry.options`` already carry its
+        headers); keep it for a retry if the broker refuses. Returns whether it was sent."""
+        pending = PendingSlot(
+            task_id=int(entry.model.pk),
+            name=str(entry.name),
+            task=str(entry.task),
+            args=tuple(entry.args or ()),
+            kwargs=dict(entry.kwargs or {}),
+            options={**entry.options, "headers": dict(entry.options.get("headers") or {})},
+            slot=slot,
+            deadline=_deadline(entry, slot),
+        )
+        older = self.pending.pop(pending.task_id, None)
+        if older is not None:
+            self._missed(older, f"superseded by the next slot ({slot.isoformat()})")
+        logger.info(
+            "beat: sending due task", extra={"task": pending.name, "slot": slot.isoformat()}
+        )
+        if self._publish(app, pending, producer):
+            return True
+        self._keep(pending)
+        logger.warning(
+            "beat: the broker refused the claimed slot %s of %s (%s); retrying until %s",
+            slot.isoformat(),
+            pending.name,
+            pending.error,
+            pending.deadline.isoformat(),
+            extra={
+                "task": pending.name,
+                "slot": slot.isoformat(),
+                "until": pending.deadline.isoformat(),
+                "error": pending.error,
+            },
+        )
+        return False
+
+    def retry_due(self, app: Any) -> None:
+        """Retry the pending slots whose backoff has passed; give up on those past their
+        deadline. Called on every tick of the leader."""
+        if not self.pending:
+            return
+        now, clock = timezone.now(), self.clock()
+        for key, pending in list(self.pending.items()):
+            if now > pending.deadline:
+                del self.pending[key]
+                self._missed(pending, "the broker did not take it before the slot passed")
+            elif clock >= pending.next_try:
+                if self._publish(app, pending, None):
+                    del self.pending[key]
+                    logger.warning(
+                        "beat: claimed slot %s of %s sent late, after the broker came back",
+                        pending.slot.isoformat(),
+                        pending.name,
+                        extra={
+                            "task": pending.name,
+                            "slot": pending.slot.isoformat(),
+                            "attempts": pending.attempts,
+                            "late_by": (now - pending.slot).total_seconds(),
+                        },
+                    )
+                else:
+                    self._keep(pending)
+
+    def next_retry_in(self, default: float) -> float:
+        """Seconds until the earliest pending retry, at most ``default``."""
+        if not self.pending:
+            return default
+        soonest = min(pending.next_try for pending in self.pending.values())
+        return max(0.0, min(default, soonest - self.clock()))
+
+    def abandon(self, reason: str) -> None:
+        """This process can no longer send its pending slots (another beat will not: they
+        are claimed): record each as missed."""
+        pending, self.pending = list(self.pending.values()), {}
+        for slot in pending:
+            self._missed(slot, reason)
+
+    # ------------------------------------------------------------------ inside
+    def _keep(self, pending: PendingSlot) -> None:
+        pending.next_try = self.clock() + pending.backoff
+        pending.backoff = min(MAX_BACKOFF, pending.backoff * 2)
+        self.pending[pending.task_id] = pending
+
+    @staticmethod
+    def _publish(app: Any, pending: PendingSlot, producer: Any) -> bool:
+        pending.attempts += 1
+        options = {
+            **pending.options,
+            "headers": {**pending.options["headers"], "celery_beat_task": True},
+        }
+        task = app.tasks.get(pending.task)
+        try:
+            # Beat never waits for a result, so it must not subscribe to one: with the Redis
+            # result backend that subscription retries for ~20 s per send while Redis is down,
+            # freezing every tick (and the leader's lock checks) with it.
+            with denied_join_result():
+                if task is not None:
+                    task.apply_async(pending.args, pending.kwargs, producer=producer, **options)
+                else:
+                    app.send_task(
+                        pending.task, pending.args, pending.kwargs, producer=producer, **options
+                    )
+        # A refused publish surfaces as the transport's own error (kombu wraps most, not all,
+        # in OperationalError); whatever it is, the claimed slot is kept or recorded, never
+        # dropped in silence, and beat goes on ticking.
+        except Exception as error:  # noqa: BLE001 - see above
+            pending.error = f"{type(error).__name__}: {error}"
+            return False
+        return True
+
+    @staticmethod
+    def _missed(pending: PendingSlot, reason: str) -> None:
+        message = (
+            f"missed: slot {pending.slot.isoformat()} was claimed but never sent; {reason}; "
+            f"{pending.attempts} send attempt(s) since {pending.first_failure.isoformat()}, "
+            f"last error: {pending.error or 'none'}"
+        )[:MESSAGE_LIMIT]
+        logger.error("beat: claimed slot of %s missed: %s", pending.name, message)
+        job = _job_of(pending)
+        if job is not None:
+            record_missed(job, pending.task_id, pending.slot, message)
+
+
+def _job_of(pending: PendingSlot) -> str | None:
+    """The managed job a slot runs (the runner's message names it), or None."""
+    from orchestrator.engines.celery.runner import RUNNER_TASK
+
+    name = pending.kwargs.get("name") if pending.task == RUNNER_TASK else None
+    return str(name)[:63] if isinstance(name, str) and name else None
+
+
+def record_missed(job: str, task_id: int, slot: datetime, message: str) -> None:
+    """A ``missed`` history row for the slot (idempotent on the task and slot)."""
+    from orchestrator.models import JobRun, RunStatus
+
+    try:
+        with transaction.atomic():
+            JobRun.objects.bulk_create(
+                [
+                    JobRun(
+                        job=job,
+                        engine="celery",
+                        engine_run_id=f"missed:{task_id}:{slot.isoformat()}"[:64],
+                        status=RunStatus.MISSED,
+                        manual=False,
+                        scheduled_for=slot,
+                        finished=timezone.now(),
+                        message=message,
+                    )
+                ],
+                ignore_conflicts=True,
+            )
+    except DatabaseError:
+        logger.warning("missed slot not recorded in history", extra={"job": job}, exc_info=True)
