@@ -192,7 +192,9 @@ def test_redis_outage__a_slot_claimed_while_the_broker_is_down_is_sent_or_record
         JobRun.objects.filter(job="outage-every5", status="missed").order_by("scheduled_for")
     )
     assert missed, f"no slot of the every-5s job was recorded missed; see {beat.log}"
-    assert all(down_at <= run.scheduled_for <= back_at for run in missed)
+    # A slot's instant may fall up to one period before the outage when its send fell in it.
+    earliest = down_at - timedelta(seconds=5)
+    assert all(earliest <= run.scheduled_for <= back_at for run in missed), missed
     assert all("never sent" in run.message for run in missed)
     assert all(
         "before the slot passed" in run.message or "superseded by the next slot" in run.message

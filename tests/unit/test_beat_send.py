@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from celery import schedules
+from celery.beat import SchedulingError
 from django.utils import timezone
 
 from orchestrator.engines.celery import beat_send
@@ -20,23 +21,22 @@ from orchestrator.engines.celery.beat_send import MAX_BACKOFF, MAX_WAIT, Claimed
 from orchestrator.engines.celery.runner import RUNNER_TASK
 
 
-class FakeTask:
-    """A task whose publish fails while ``app.broker_up`` is False."""
+class FakeScheduler:
+    """Beat's publishing seam: ``apply_async`` fails while ``broker_up`` is False, as
+    Celery's does (a ``SchedulingError`` around the transport's error)."""
 
-    def __init__(self, app: FakeApp) -> None:
-        self.app = app
-
-    def apply_async(self, args: Any, kwargs: Any, producer: Any = None, **options: Any) -> None:
-        if not self.app.broker_up:
-            raise ConnectionError("Error 111 connecting to localhost:6379. Connection refused.")
-        self.app.sent.append((kwargs, options["headers"]))
-
-
-class FakeApp:
     def __init__(self) -> None:
         self.broker_up = True
         self.sent: list[tuple[Any, Any]] = []
-        self.tasks = {RUNNER_TASK: FakeTask(self)}
+
+    def apply_async(self, entry: Any, producer: Any = None, advance: bool = True) -> None:
+        assert advance is False  # the slot is claimed already: never reserve again
+        if not self.broker_up:
+            raise SchedulingError(
+                f"Couldn't apply scheduled task {entry.name}: Error 111 connecting to "
+                "localhost:6379. Connection refused."
+            )
+        self.sent.append((entry.kwargs, entry.options["headers"]))
 
 
 class Clock:
@@ -76,26 +76,25 @@ def test_beat_send__refused_slot_is_retried_with_backoff_and_sent_when_the_broke
     """The broker refuses: the slot waits; retries back off (0.5 s, 1 s, 2 s ... at most
     MAX_BACKOFF); once the broker takes it, it is sent once, with its slot header."""
     clock = Clock()
-    app, slots = FakeApp(), ClaimedSlots(clock)
+    app = FakeScheduler()
+    slots = ClaimedSlots(app, clock)
     slot = timezone.now()
     app.broker_up = False
     daily = schedules.crontab(minute=0, hour=3)
-    assert slots.send(app, entry(1, "nightly", daily, slot), slot) is False
+    assert slots.send(entry(1, "nightly", daily, slot), slot) is False
     assert list(slots.pending) == [1]
     waits = []
     for _ in range(8):
         waits.append(round(slots.next_retry_in(60.0), 3))
         clock.now += slots.next_retry_in(60.0)
-        slots.retry_due(app)
+        slots.retry_due()
     assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, MAX_BACKOFF, MAX_BACKOFF, MAX_BACKOFF]
     assert app.sent == []
     app.broker_up = True
     clock.now += MAX_BACKOFF
-    slots.retry_due(app)
+    slots.retry_due()
     assert slots.pending == {}
-    assert app.sent == [
-        ({"name": "nightly"}, {"scheduled_at": slot.isoformat(), "celery_beat_task": True})
-    ]
+    assert app.sent == [({"name": "nightly"}, {"scheduled_at": slot.isoformat()})]
     assert missed == []
 
 
@@ -103,19 +102,20 @@ def test_beat_send__a_slot_superseded_by_the_next_is_recorded_missed(missed: lis
     """Every 5 s through an outage: each new claim supersedes the pending one, which is
     recorded as missed with the reason; only the latest is sent when the broker returns."""
     clock = Clock()
-    app, slots = FakeApp(), ClaimedSlots(clock)
+    app = FakeScheduler()
+    slots = ClaimedSlots(app, clock)
     every = schedules.schedule(timedelta(seconds=5))
     first = timezone.now()
     second = first + timedelta(seconds=5)
     app.broker_up = False
-    slots.send(app, entry(2, "tick", every, first), first)
-    slots.send(app, entry(2, "tick", every, second), second)
+    slots.send(entry(2, "tick", every, first), first)
+    slots.send(entry(2, "tick", every, second), second)
     assert [(job, slot) for job, slot, _ in missed] == [("tick", first)]
     assert "superseded by the next slot" in missed[0][2]
-    assert "ConnectionError" in missed[0][2]
+    assert "Connection refused" in missed[0][2]
     app.broker_up = True
     clock.now += 1
-    slots.retry_due(app)
+    slots.retry_due()
     assert [headers["scheduled_at"] for _, headers in app.sent] == [second.isoformat()]
 
 
@@ -134,14 +134,15 @@ def test_beat_send__past_deadline_or_abandoned_slots_are_recorded_missed(missed:
     """A slot the broker never took before its deadline, and the slots pending when beat
     loses the leadership, are each recorded once as missed, with why."""
     clock = Clock()
-    app, slots = FakeApp(), ClaimedSlots(clock)
+    app = FakeScheduler()
+    slots = ClaimedSlots(app, clock)
     app.broker_up = False
     old = timezone.now() - MAX_WAIT - timedelta(seconds=1)
-    slots.send(app, entry(3, "late", schedules.crontab(minute=0, hour=3), old), old)
+    slots.send(entry(3, "late", schedules.crontab(minute=0, hour=3), old), old)
     clock.now += 1
-    slots.retry_due(app)
+    slots.retry_due()
     now = timezone.now()
-    slots.send(app, entry(4, "other", schedules.crontab(minute=0, hour=4), now), now)
+    slots.send(entry(4, "other", schedules.crontab(minute=0, hour=4), now), now)
     slots.abandon("this beat lost the leadership before the broker took it")
     assert [(job, "slot passed" in m or "lost the leadership" in m) for job, _, m in missed] == [
         ("late", True),

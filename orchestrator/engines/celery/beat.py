@@ -228,7 +228,7 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         self.leading = False
         self._last_check = 0.0
         self._claims: dict[int, datetime] = {}
-        self.slots = ClaimedSlots()  # claimed slots the broker has not taken yet
+        self.slots = ClaimedSlots(self)  # claimed slots the broker has not taken yet
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -290,7 +290,7 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         if not self.ensure_leadership():
             self.slots.abandon("this beat lost the leadership before the broker took it")
             return self.standby_poll
-        self.slots.retry_due(self.app)
+        self.slots.retry_due()
         interval = super().tick(*args, **kwargs)
         if not self.leading:  # a claim inside this tick found the lock gone
             return self.standby_poll
@@ -331,7 +331,7 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         headers = {**options.get("headers", {}), SLOT_HEADER: slot.isoformat()}
         entry.options = {**options, "headers": headers}
         try:
-            self.slots.send(self.app, entry, slot, producer)  # kept and retried if refused
+            self.slots.send(entry, slot, producer)  # kept and retried if refused
         finally:
             entry.options = options
 

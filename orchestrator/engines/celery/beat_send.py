@@ -74,14 +74,20 @@ def _deadline(entry: Any, slot: datetime) -> datetime:
 
 
 class ClaimedSlots:
-    """The leader's claimed slots not yet taken by the broker, and their sending."""
+    """The leader's claimed slots not yet taken by the broker, and their sending.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    Messages go out through the scheduler's own ``apply_async(entry, producer, advance=False)``
+    (Celery's seam, which raises ``SchedulingError`` when the broker refuses); a retry passes
+    the frozen ``PendingSlot``, which carries the same attributes as an entry.
+    """
+
+    def __init__(self, scheduler: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self.scheduler = scheduler
         self.clock = clock
         self.pending: dict[int, PendingSlot] = {}
 
     # ------------------------------------------------------------------ sending
-    def send(self, app: Any, entry: Any, slot: datetime, producer: Any = None) -> bool:
+    def send(self, entry: Any, slot: datetime, producer: Any = None) -> bool:
         """Send the entry's claimed ``slot`` now (``entry.options`` already carry its
         headers); keep it for a retry if the broker refuses. Returns whether it was sent."""
         pending = PendingSlot(
@@ -100,7 +106,7 @@ class ClaimedSlots:
         logger.info(
             "beat: sending due task", extra={"task": pending.name, "slot": slot.isoformat()}
         )
-        if self._publish(app, pending, producer):
+        if self._publish(pending, producer):
             return True
         self._keep(pending)
         logger.warning(
@@ -118,7 +124,7 @@ class ClaimedSlots:
         )
         return False
 
-    def retry_due(self, app: Any) -> None:
+    def retry_due(self) -> None:
         """Retry the pending slots whose backoff has passed; give up on those past their
         deadline. Called on every tick of the leader."""
         if not self.pending:
@@ -129,7 +135,7 @@ class ClaimedSlots:
                 del self.pending[key]
                 self._missed(pending, "the broker did not take it before the slot passed")
             elif clock >= pending.next_try:
-                if self._publish(app, pending, None):
+                if self._publish(pending, None):
                     del self.pending[key]
                     logger.warning(
                         "beat: claimed slot %s of %s sent late, after the broker came back",
@@ -165,30 +171,20 @@ class ClaimedSlots:
         pending.backoff = min(MAX_BACKOFF, pending.backoff * 2)
         self.pending[pending.task_id] = pending
 
-    @staticmethod
-    def _publish(app: Any, pending: PendingSlot, producer: Any) -> bool:
+    def _publish(self, pending: PendingSlot, producer: Any) -> bool:
         pending.attempts += 1
-        options = {
-            **pending.options,
-            "headers": {**pending.options["headers"], "celery_beat_task": True},
-        }
-        task = app.tasks.get(pending.task)
         try:
             # Beat never waits for a result, so it must not subscribe to one: with the Redis
             # result backend that subscription retries for ~20 s per send while Redis is down,
             # freezing every tick (and the leader's lock checks) with it.
             with denied_join_result():
-                if task is not None:
-                    task.apply_async(pending.args, pending.kwargs, producer=producer, **options)
-                else:
-                    app.send_task(
-                        pending.task, pending.args, pending.kwargs, producer=producer, **options
-                    )
+                self.scheduler.apply_async(pending, producer=producer, advance=False)
         # A refused publish surfaces as the transport's own error (kombu wraps most, not all,
-        # in OperationalError); whatever it is, the claimed slot is kept or recorded, never
-        # dropped in silence, and beat goes on ticking.
+        # in OperationalError; beat wraps it in SchedulingError); whatever it is, the claimed
+        # slot is kept or recorded, never dropped in silence, and beat goes on ticking.
         except Exception as error:  # noqa: BLE001 - see above
-            pending.error = f"{type(error).__name__}: {error}"
+            cause = error.__cause__ or error
+            pending.error = f"{type(cause).__name__}: {cause}"
             return False
         return True
 
