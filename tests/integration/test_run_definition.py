@@ -24,7 +24,7 @@ from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from orchestrator import reconcile
+from orchestrator import operations, reconcile
 from orchestrator.models import JobRun, ManagedJob
 from tests.faults.processes import Beat, Worker
 from tests.integration.reconcile_helpers import clear_engines, placed_from
@@ -110,6 +110,7 @@ def test_run_definition__edited_row_runs_the_manifest_body_and_plans_as_drift(
     assert _calls(sequence) >= 2, f"the job did not run twice; see {beat.log}, {worker.log}"
     assert not marker.exists(), "the program smuggled into the row's kwargs ran"
     assert JobRun.objects.filter(job="rundef-tick", status="succeeded").exists()
+    assert "Task rundef-tick[" in Path(worker.log).read_text()  # beat's runs, by job name
 
     [change] = reconcile.plan(placed).of("drift")
     assert change.name == "rundef-tick"
@@ -159,7 +160,8 @@ def test_run_definition__hand_made_schedule_naming_a_managed_job_is_refused(
     worker: Worker, celery_app: Any, sequence: str
 ) -> None:
     """A hand-made periodic task calling the runner with a managed job's name (to run it on a
-    schedule of its own) is refused: the message's ``periodic_task_name`` is not the job's."""
+    schedule of its own) is refused: the message's ``periodic_task_name`` is not the job's.
+    The job's own run-now runs, and Celery's log shows it under the job's name (shadow)."""
     reconcile.apply(placed_from(_manifest("rundef-job", sequence, '"@daily"')))
     result = celery_app.send_task(
         RUNNER,
@@ -170,10 +172,11 @@ def test_run_definition__hand_made_schedule_naming_a_managed_job_is_refused(
     with pytest.raises(Exception, match="not this job's schedule"):
         result.get(timeout=30)
     assert _calls(sequence) == 0
-    # The same job's own run-now still runs it.
-    own = celery_app.send_task(RUNNER, kwargs={"name": "rundef-job"}, queue=QUEUE)
+    # The same job's own run-now still runs it, shown under the job's name in Celery's log.
+    own = celery_app.AsyncResult(operations.run_now("rundef-job"))
     assert own.get(timeout=30)["status"] == "succeeded"
     assert _calls(sequence) == 1
+    assert f"rundef-job[{own.id}]" in Path(worker.log).read_text()
 
 
 def test_run_definition__result_wait_is_bounded(celery_app: Any) -> None:
