@@ -6,11 +6,11 @@ see the list could stop every schedule or fire any task. Here enable/disable/tog
 ``django_celery_beat.change_periodictask`` and run needs ``orchestrator.run_job`` as well.
 
 A *managed* row (the periodic task of a manifest job, named in the registry) belongs to the
-manifest: the list marks it and links to its job's page, its change form is read-only, it
-cannot be deleted, and enable/disable/toggle leave it alone (pausing is the job page's
-control, which the registry remembers). The row carries only the job's name anyway (the
-runner reads the definition from the registry), so even a write that got past this admin
-could not change what runs. Hand-made periodic tasks stay fully editable.
+manifest: the list marks it and links to its job's page, its change form is read-only and it
+cannot be deleted. Enable/disable stay possible (operational state: the status model shows an
+outside pause as drift, and the next apply restores it). The row carries only the job's name
+anyway (the runner reads the definition from the registry), so even a write that got past
+this admin could not change what runs. Hand-made periodic tasks stay fully editable.
 """
 
 from __future__ import annotations
@@ -110,18 +110,6 @@ class GuardedPeriodicTaskAdmin(PeriodicTaskAdmin):
                 )
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def _hand_made(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        """The selection without managed rows, telling the user about those left alone."""
-        managed = managed_job_ids(queryset).filter(managed_job_id__isnull=False)
-        skipped = managed.count()
-        if skipped:
-            self.message_user(
-                request,
-                f"{skipped} managed task(s) left alone: pause and resume them on their job pages.",
-                messages.WARNING,
-            )
-        return _without_managed(queryset)
-
     # ------------------------------------------------------------------ actions
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(
@@ -130,15 +118,15 @@ class GuardedPeriodicTaskAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Enable selected tasks", permissions=["change"])
     def enable_tasks(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        return super().enable_tasks(request, self._hand_made(request, queryset))
+        return super().enable_tasks(request, queryset)
 
     @admin.action(description="Disable selected tasks", permissions=["change"])
     def disable_tasks(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        return super().disable_tasks(request, self._hand_made(request, queryset))
+        return super().disable_tasks(request, queryset)
 
     @admin.action(description="Toggle activity of selected tasks", permissions=["change"])
     def toggle_tasks(self, request: HttpRequest, queryset: QuerySet) -> Any:
-        return super().toggle_tasks(request, self._hand_made(request, queryset))
+        return super().toggle_tasks(request, queryset)
 
     @admin.action(description="Run selected tasks", permissions=["run"])
     def run_tasks(self, request: HttpRequest, queryset: QuerySet) -> Any:

@@ -233,9 +233,9 @@ def test_run_definition__managed_rows_are_read_only_in_the_beat_admin(
     sequence: str, marker: Path
 ) -> None:
     """In django-celery-beat's admin a managed row is marked and linked to its job page, its
-    change form is read-only (a POSTed edit is refused, the row unchanged), it cannot be
-    deleted (alone or in a bulk delete), and beat's disable action leaves it alone; a hand-made
-    periodic task in the same list stays editable and deletable."""
+    change form is read-only (a POSTed edit is refused, the row unchanged) and it cannot be
+    deleted (alone or in a bulk delete); a hand-made periodic task in the same list stays
+    editable and deletable."""
     reconcile.apply(placed_from(_manifest("rundef-admin", sequence, '"@daily"')))
     managed = PeriodicTask.objects.get(name="rundef-admin")
     job = ManagedJob.objects.get(name="rundef-admin")
@@ -265,10 +265,6 @@ def test_run_definition__managed_rows_are_read_only_in_the_beat_admin(
     changelist = reverse("admin:django_celery_beat_periodictask_changelist")
     bulk = {"action": "delete_selected", "_selected_action": [managed.pk], "post": "yes"}
     assert client.post(changelist, bulk).status_code == 403
-    disable = {"action": "disable_tasks", "_selected_action": [managed.pk, hand_made.pk]}
-    client.post(changelist, disable)
-    assert PeriodicTask.objects.get(pk=managed.pk).enabled
-    assert not PeriodicTask.objects.get(pk=hand_made.pk).enabled
     assert PeriodicTask.objects.filter(pk=managed.pk).exists()
 
     hand_url = reverse("admin:django_celery_beat_periodictask_change", args=[hand_made.pk])
