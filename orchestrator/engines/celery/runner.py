@@ -29,6 +29,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from orchestrator.engines.celery.child_process import run_supervised
 from orchestrator.engines.celery.libpq import Target, client_environment
 from orchestrator.engines.celery.registered import (
+    JobRefused,
     RunDefinition,
     ignored_fields,
     registered_definition,
@@ -85,7 +86,12 @@ def run_job(self: Task, name: str, **message: Any) -> dict[str, Any]:
             extra={**extra, "ignored": ignored_fields(message)},
         )
     periodic = headers.get("periodic_task_name")
-    definition = registered_definition(name, periodic if isinstance(periodic, str) else None)
+    try:
+        definition = registered_definition(name, periodic if isinstance(periodic, str) else None)
+    except JobRefused as refused:
+        # Raised on, so Celery and run history record the failure with this message.
+        logger.error("run refused, nothing run: %s", refused, extra=extra)
+        raise
     if definition.max_runs and periodic and runs_so_far(name, request.id) >= definition.max_runs:
         retire(name)
         logger.info("run skipped: max_runs reached; schedule disabled", extra=extra)
