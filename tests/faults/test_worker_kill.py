@@ -192,8 +192,15 @@ def test_worker_kill__a_lost_sql_runs_statement_never_commits_beside_its_redeliv
     dead delivery's statement is aborted (never commits), its overlap lock is freed, and the
     redelivery runs the job once: one committed effect, history ``lost`` (saying what became
     of the statement) then ``succeeded``, never ``skipped`` behind its own orphan."""
+    from django.conf import settings
+    from django.db import connection
+
     from orchestrator.models import JobRun
 
+    with connection.cursor() as cursor:  # SQL jobs run as the jobs role: only what it is granted
+        cursor.execute(
+            f"GRANT SELECT, INSERT, UPDATE ON fault_attempts TO {settings.ORCHESTRATOR_JOBS_ROLE}"
+        )
     _apply(
         """
         version: 1

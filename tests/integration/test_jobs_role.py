@@ -15,11 +15,12 @@ import uuid
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from orchestrator import desired
 from orchestrator.engines.celery.runner import RUNNER_TASK, JobFailed, run_sql
 from orchestrator.errors import ManifestInvalid
-from orchestrator.models import JobRun
+from orchestrator.models import JobRun, ManagedJob
 from tests.integration.reconcile_helpers import clear_engines
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -181,13 +182,23 @@ def wait_for_cron_runs(jobs: list[str], timeout: float) -> dict[str, tuple[str, 
 
 
 def run_sql_job(celery_app, name: str, sql: str):  # type: ignore[no-untyped-def]
-    """Send the runner a SQL body directly, as a hostile schedule row once could."""
-    return celery_app.send_task(
-        RUNNER_TASK, kwargs={"name": name, "body": {"kind": "sql", "sql": sql}}
+    """Run a job holding ``sql`` on the runner. The runner runs only registered definitions,
+    so the job is registered as an apply would register it, past the validator on purpose
+    (it refuses these statements): whatever the guard misses, the database must refuse."""
+    ManagedJob.objects.update_or_create(
+        name=name,
+        defaults={
+            "engine": "celery",
+            "engine_id": f"startup:{name}",
+            "spec_hash": "0" * 64,
+            "definition": {"name": name, "body": {"kind": "sql", "sql": sql}},
+            "applied_at": timezone.now(),
+        },
     )
+    return celery_app.send_task(RUNNER_TASK, kwargs={"name": name})
 
 
-def test_jobs_role__the_celery_runner_connects_as_it(celery_worker, celery_app) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_role__the_celery_runner_connects_as_it(celery_worker, celery_app, clean) -> None:  # type: ignore[no-untyped-def]
     """The runner's SQL logs in as the jobs role: a body that raises unless current_user and
     session_user are the jobs role succeeds."""
     role = settings.ORCHESTRATOR_JOBS_ROLE
@@ -203,6 +214,7 @@ def test_jobs_role__the_celery_runner_is_refused_each_forbidden_statement(
     celery_worker,
     celery_app,  # type: ignore[no-untyped-def]
     history_mark: int,
+    clean: None,
 ) -> None:
     """The same statements through the runner on a real worker: each run fails with
     the database's refusal, recorded as failed in the run history, and nothing changed."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from celery.exceptions import TimeoutError as CeleryTimeout
+from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
@@ -51,6 +52,8 @@ def sequence() -> Iterator[str]:
     name = f"rundef_{uuid.uuid4().hex[:8]}"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE SEQUENCE {name}")
+        # SQL jobs run as the jobs role, which uses only what it is granted.
+        cursor.execute(f"GRANT USAGE ON SEQUENCE {name} TO {settings.ORCHESTRATOR_JOBS_ROLE}")
     clear_engines()
     yield name
     clear_engines()

@@ -177,7 +177,7 @@ def session_connections(definition: RunDefinition) -> list[BaseDatabaseWrapper]:
     return found
 
 
-def run_sql(sql: str, database: str, timeout: int | None, tag: str) -> str:
+def run_sql(sql: str, database: str, timeout: int | None, tag: str | None = None) -> str:
     """Run the SQL as written, as pg_cron would: one simple-protocol command in autocommit, so
     several statements run as one implicit transaction and VACUUM may stand alone.
 
@@ -186,7 +186,8 @@ def run_sql(sql: str, database: str, timeout: int | None, tag: str) -> str:
     connection = sql_connection(database)
     try:
         with connection.cursor() as cursor:
-            tag_session(cursor, tag)
+            if tag:
+                tag_session(cursor, tag)
             if timeout:
                 cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{timeout}s"])
             cursor.execute(sql)

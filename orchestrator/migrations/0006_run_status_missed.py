@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orchestrator", "0004_managed_job_status_fields"),
+        ("orchestrator", "0005_upkeep_as_jobs_role"),
     ]
 
     operations = [
