@@ -59,6 +59,12 @@ class PendingSlot:
     first_failure: datetime = field(default_factory=timezone.now)
 
 
+def _periodic_task_id(entry: Any) -> int:
+    """The periodic task's id: ``DueEntry.task_id``, or django-celery-beat's ``entry.model``."""
+    task_id = getattr(entry, "task_id", None)
+    return int(task_id if task_id is not None else entry.model.pk)
+
+
 def _deadline(entry: Any, slot: datetime) -> datetime:
     """When the slot stops meaning anything: its schedule's next slot, within ``MAX_WAIT``.
 
@@ -91,7 +97,7 @@ class ClaimedSlots:
         """Send the entry's claimed ``slot`` now (``entry.options`` already carry its
         headers); keep it for a retry if the broker refuses. Returns whether it was sent."""
         pending = PendingSlot(
-            task_id=int(entry.model.pk),
+            task_id=_periodic_task_id(entry),
             name=str(entry.name),
             task=str(entry.task),
             args=tuple(entry.args or ()),

@@ -245,9 +245,11 @@ class DueScheduler(LeaderDatabaseScheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self.ensure_leadership():
+            self.slots.abandon("this beat lost the leadership before the broker took it")
             return self.standby_poll
+        self.slots.retry_due()  # claimed slots the broker refused (beat_send)
         try:
-            return self._lead()
+            return self.slots.next_retry_in(self._lead())
         except LeadershipLost as error:
             self._step_down(str(error))
             return self.standby_poll
