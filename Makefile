@@ -53,6 +53,7 @@ test: venv e2e-deps
 lint: venv
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
 
 format: venv
 	@$(VENV)/bin/ruff check --fix .

@@ -138,7 +138,7 @@ def page(factory: RequestFactory, user: User, url: str) -> object:
     request = factory.get(url)
     request.user = user
     request.session = {}
-    request._messages = []  # type: ignore[attr-defined]
+    request._messages = []
     return request
 
 

@@ -150,7 +150,7 @@ def best_of(rounds: int, run: object) -> float:
         clear_caches()
         gc.collect()
         started = time.perf_counter()
-        run()  # type: ignore[operator]
+        run()
         times.append(time.perf_counter() - started)
     return min(times)
 

@@ -73,7 +73,7 @@ def clear() -> None:
         cursor.execute("DELETE FROM orchestrator_managedjob")
 
 
-def timed(label: str, func, results: dict[str, float]):  # type: ignore[no-untyped-def]
+def timed(label: str, func, results: dict[str, float]):
     start = time.perf_counter()
     value = func()
     results[label] = time.perf_counter() - start
@@ -81,7 +81,7 @@ def timed(label: str, func, results: dict[str, float]):  # type: ignore[no-untyp
     return value
 
 
-def naive_apply(placed: list) -> None:  # type: ignore[type-arg]
+def naive_apply(placed: list) -> None:
     """One engine call and one transaction per job: what a script over the stock APIs does."""
     database = connection.settings_dict["NAME"]
     for job in placed:

@@ -26,6 +26,8 @@ class _Escape:
 class FastListDumper(ListDumper):
     """psycopg's text ``ListDumper`` with the quote escaping done by ``bytes.replace``."""
 
+    # psycopg declares this a compiled ``re.Pattern``; only its ``sub`` is called, which
+    # ``_Escape`` provides without the regex.
     _re_esc = _Escape()  # type: ignore[assignment]
 
 

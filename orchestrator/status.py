@@ -363,9 +363,11 @@ def job_statuses(
     return statuses
 
 
-def job_status(name: str, **kwargs: object) -> JobStatus | None:
+def job_status(
+    name: str, *, now: datetime | None = None, engines: Mapping[str, Backend] | None = None
+) -> JobStatus | None:
     """One job's status (``None`` when no managed job has that name)."""
-    found = job_statuses(ManagedJob.objects.filter(name=name), **kwargs)  # type: ignore[arg-type]
+    found = job_statuses(ManagedJob.objects.filter(name=name), now=now, engines=engines)
     return found[0] if found else None
 
 

@@ -20,10 +20,13 @@ from orchestrator.specs import (
     Body,
     CommandBody,
     Every,
+    FrozenJson,
     JobSpec,
+    JsonObject,
     Retries,
     SqlBody,
     Startup,
+    Target,
     TaskBody,
     Trigger,
     freeze,
@@ -129,12 +132,12 @@ class StoredJob:
             name=self.name,
             trigger=self.trigger,
             body=_body_from(d.get("body")),
-            target=d.get("target", "auto"),  # type: ignore[arg-type]
+            target=_target(d.get("target")),
             enabled=self.enabled,
             timezone=self.timezone,
             queue=self.queue,
-            args=freeze(d.get("args") or []),  # type: ignore[arg-type]
-            kwargs=freeze(d.get("kwargs") or {}),  # type: ignore[arg-type]
+            args=_frozen_args(d.get("args")),
+            kwargs=_frozen_kwargs(d.get("kwargs")),
             retries=(
                 Retries(max=int(retries["max"]), backoff=int(retries.get("backoff", 0)))
                 if isinstance(retries, Mapping)
@@ -148,3 +151,22 @@ class StoredJob:
             tags=tuple(str(tag) for tag in _list(d.get("tags"))),
             description=self.description,
         )
+
+
+def _target(value: object) -> Target:
+    """The stored target, ``auto`` for anything the manifest could not have written."""
+    if value == "pg_cron":
+        return "pg_cron"
+    if value == "celery":
+        return "celery"
+    return "auto"
+
+
+def _frozen_args(value: object) -> tuple[FrozenJson, ...]:
+    frozen = freeze(value if isinstance(value, list) else [])
+    return frozen if isinstance(frozen, tuple) else ()
+
+
+def _frozen_kwargs(value: object) -> JsonObject:
+    frozen = freeze(value if isinstance(value, Mapping) else {})
+    return frozen if isinstance(frozen, JsonObject) else JsonObject()

@@ -61,7 +61,7 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited early; see {self.log}")
-            replies = app.control.ping(destination=[hostname], timeout=1.0)  # type: ignore[attr-defined]
+            replies = app.control.ping(destination=[hostname], timeout=1.0)
             if replies:
                 self.hostname = hostname
                 return
@@ -78,14 +78,14 @@ class WorkerProcess:
 
 
 @pytest.fixture(scope="session")
-def celery_app():  # type: ignore[no-untyped-def]
+def celery_app():
     from project.celery import app
 
     return app
 
 
 @pytest.fixture(scope="session")
-def celery_worker(celery_app) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
+def celery_worker(celery_app) -> Iterator[WorkerProcess]:
     """One real worker for the session, consuming the default queues of the test Redis."""
     celery_app.control.purge()
     worker = WorkerProcess()

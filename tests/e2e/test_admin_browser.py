@@ -49,7 +49,7 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
 
 @pytest.fixture
-def e2e_jobs(celery_app, settings, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def e2e_jobs(celery_app, settings, tmp_path) -> Iterator[str]:
     """Two managed jobs, one per engine, and a worker with history on the Celery job's queue;
     the manifest the Plan page reads is the one applied."""
     queue = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -84,14 +84,14 @@ def e2e_jobs(celery_app, settings, tmp_path) -> Iterator[str]:  # type: ignore[n
         JobRun.objects.filter(job__in=["e2e-sql", "e2e-task"]).delete()
 
 
-def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_admin_browser__login_see_pause_and_run_now(
     live_server, browser_page, e2e_jobs, django_user_model
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """An operator's round trip through the real admin in Chromium."""
     page = browser_page
     django_user_model.objects.create_superuser("e2e-admin", password="e2e-pass-1234")

@@ -45,14 +45,14 @@ def _record(key: str, slot: object, started: float, work_seconds: float) -> None
 
 
 @shared_task(name="tests.faults.jobs.effect", bind=True)
-def effect(self, key: str, work_seconds: float = 0.0) -> str:  # type: ignore[no-untyped-def]
+def effect(self, key: str, work_seconds: float = 0.0) -> str:
     """An idempotent job: its effect is the row ``key``."""
     _record(key, None, time.time(), work_seconds)
     return key
 
 
 @shared_task(name="tests.faults.jobs.record_slot", bind=True)
-def record_slot(self, job: str) -> str:  # type: ignore[no-untyped-def]
+def record_slot(self, job: str) -> str:
     """A beat-dispatched job: its effect is the row ``job@slot``, slot from the message header."""
     started = time.time()
     slot = scheduled_at(self.request)

@@ -77,7 +77,7 @@ def _user(role: str) -> User | None:
 
 
 @pytest.fixture
-def jobs(tmp_path: Path, settings) -> dict[str, ManagedJob]:  # type: ignore[no-untyped-def]
+def jobs(tmp_path: Path, settings) -> dict[str, ManagedJob]:
     """Two managed jobs (one per engine), a run, and a hand-made pg_cron job; all rolled back."""
     clear_engines()
     manifest = tmp_path / "jobs.yaml"

@@ -116,7 +116,7 @@ def test_apply__a_plan_confirmed_before_another_apply_is_refused() -> None:
     assert not reconcile.plan(alpha).pending()
 
 
-def test_apply__admin_apply_of_a_stale_plan_changes_nothing(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+def test_apply__admin_apply_of_a_stale_plan_changes_nothing(tmp_path: Path, settings) -> None:
     """The admin's Apply posts the fingerprint of the plan the page showed; when the engines
     changed since (another apply), nothing is applied and the page says why."""
     manifest = tmp_path / "jobs.yaml"

@@ -43,7 +43,7 @@ class Recording:
         self.sent.append((entry.name, dict(entry.options.get("headers", {}))))
 
     @property
-    def producer(self) -> None:  # type: ignore[override]
+    def producer(self) -> None:
         return None
 
 
@@ -100,7 +100,7 @@ def schedulers(celery_app: Any, request: pytest.FixtureRequest) -> Iterator[Any]
         made.append(scheduler)
         return scheduler
 
-    yield make  # type: ignore[misc]
+    yield make
     for scheduler in made:
         scheduler.lock.release()
 

@@ -41,7 +41,7 @@ class Recording(DueScheduler):
         self.sent.append((entry.name, dict(entry.kwargs), dict(entry.options.get("headers", {}))))
 
     @property
-    def producer(self) -> None:  # type: ignore[override]
+    def producer(self) -> None:
         return None
 
     def names(self) -> list[str]:

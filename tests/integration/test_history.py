@@ -47,7 +47,7 @@ class HistoryWorker(WorkerProcess):
 
 
 @pytest.fixture(scope="module")
-def history_queue(celery_app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def history_queue(celery_app) -> Iterator[str]:
     queue = f"history-{uuid.uuid4().hex[:8]}"
     worker = HistoryWorker(queue)
     try:
@@ -57,7 +57,7 @@ def history_queue(celery_app) -> Iterator[str]:  # type: ignore[no-untyped-def]
         worker.stop()
 
 
-def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -70,7 +70,7 @@ def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-d
 @pytest.mark.django_db(transaction=True)
 def test_history__celery_failing_twice_then_succeeding_shows_three_attempts(
     history_queue: str, celery_app
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """A Celery run with retries {max: 3, backoff: 0} whose body fails twice: history holds
     attempts 1 and 2 as ``retried`` with the database's error, and attempt 3 ``succeeded``,
     all under one task id, with worker, pid and durations."""

@@ -65,7 +65,7 @@ def applied_ago(name: str, minutes: int) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_run_wait__exits_with_the_outcome_and_history_lists_it(
     tmp_path: Path, celery_worker
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """`jobs run NAME --wait` follows the run on the real worker: exit 0 and `succeeded` for a
     good job, exit 1 and the database's error for a failing one; `jobs list` shows each one's
     last run and its status. `jobs history` then lists

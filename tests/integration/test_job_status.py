@@ -289,7 +289,7 @@ def wait_for_history(name: str, count: int) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_status__max_runs_reached_is_retired_and_apply_keeps_it_off(
     tmp_path: Path, celery_worker
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """A `max_runs: 2` job run three times by its schedule: two runs, then the runner retires
     the periodic task. Every view says retired (no next run, 0 missed), and neither plan nor
     apply calls the disabled task drift or turns it back on."""
@@ -319,7 +319,7 @@ def test_status__max_runs_reached_is_retired_and_apply_keeps_it_off(
 @pytest.mark.django_db(transaction=True)
 def test_status__one_time_job_that_fired_is_done_and_never_missed(
     tmp_path: Path, celery_worker
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """An `at` job fired by beat is done: no next run, never counted as missed, and the plan
     leaves it alone, whether or not beat has disabled the one-off task yet."""
     when = (timezone.now() + timedelta(seconds=8)).replace(microsecond=0)

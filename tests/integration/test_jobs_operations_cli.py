@@ -100,7 +100,7 @@ def test_list_pause_resume__json_and_state(tmp_path: Path) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_run__starts_a_run_on_a_worker(tmp_path: Path, celery_worker, celery_app) -> None:  # type: ignore[no-untyped-def]
+def test_run__starts_a_run_on_a_worker(tmp_path: Path, celery_worker, celery_app) -> None:
     """`run NAME` returns a Celery task id whose run completes on the real worker."""
     jobs("apply", "--manifest", str(write_manifest(tmp_path, MANIFEST)), "--yes")
     status, out, _ = jobs("run", "hourly-ping", "--format", "json")

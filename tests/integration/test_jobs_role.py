@@ -181,7 +181,7 @@ def wait_for_cron_runs(jobs: list[str], timeout: float) -> dict[str, tuple[str, 
     return found
 
 
-def run_sql_job(celery_app, name: str, sql: str):  # type: ignore[no-untyped-def]
+def run_sql_job(celery_app, name: str, sql: str):
     """Run a job holding ``sql`` on the runner. The runner runs only registered definitions,
     so the job is registered as an apply would register it, past the validator on purpose
     (it refuses these statements): whatever the guard misses, the database must refuse."""
@@ -198,7 +198,7 @@ def run_sql_job(celery_app, name: str, sql: str):  # type: ignore[no-untyped-def
     return celery_app.send_task(RUNNER_TASK, kwargs={"name": name})
 
 
-def test_jobs_role__the_celery_runner_connects_as_it(celery_worker, celery_app, clean) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_role__the_celery_runner_connects_as_it(celery_worker, celery_app, clean) -> None:
     """The runner's SQL logs in as the jobs role: a body that raises unless current_user and
     session_user are the jobs role succeeds."""
     role = settings.ORCHESTRATOR_JOBS_ROLE
@@ -212,7 +212,7 @@ def test_jobs_role__the_celery_runner_connects_as_it(celery_worker, celery_app, 
 
 def test_jobs_role__the_celery_runner_is_refused_each_forbidden_statement(
     celery_worker,
-    celery_app,  # type: ignore[no-untyped-def]
+    celery_app,
     history_mark: int,
     clean: None,
 ) -> None:
@@ -251,7 +251,7 @@ def test_jobs_role__its_connection_is_no_manifest_database() -> None:
         desired.load_text(text)
 
 
-def test_jobs_role__without_its_connection_the_runner_refuses_sql(settings) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_role__without_its_connection_the_runner_refuses_sql(settings) -> None:
     """With no jobs role connection configured (JOBS_DATABASE_URL unset), a SQL job fails with
     a message saying so instead of running as the owner."""
     settings.ORCHESTRATOR_JOBS_CONNECTIONS = {}

@@ -37,7 +37,7 @@ jobs:
 def cache_dir(tmp_path: Path, settings: object) -> Path:
     clear_engines()  # in the test's transaction: start from empty engines, whatever was there
     folder = tmp_path / "cache"
-    settings.ORCHESTRATOR_CACHE_DIR = str(folder)  # type: ignore[attr-defined]
+    settings.ORCHESTRATOR_CACHE_DIR = str(folder)
     return folder
 
 
@@ -49,7 +49,7 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def counting(*args: object, **kwargs: object) -> object:
         calls.append(str(kwargs.get("path")))
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(desired, "load_manifest_text", counting)
     return calls
@@ -72,7 +72,7 @@ def apply(path: Path) -> None:
 
 
 def actions(result: dict[str, object]) -> dict[str, str]:
-    return {change["name"]: change["action"] for change in result["changes"]}  # type: ignore[index, union-attr]
+    return {change["name"]: change["action"] for change in result["changes"]}
 
 
 def execute(sql: str, params: list[object] | None = None) -> None:
@@ -129,7 +129,7 @@ def test_cache__capabilities_change_shows(
     assert plan(path)["changes"] == []
     execute("CREATE FUNCTION perf_cache_probe() RETURNS int LANGUAGE sql AS 'SELECT 1'")
     result = plan(path)
-    (change,) = result["changes"]  # type: ignore[misc]
+    (change,) = result["changes"]
     assert change["name"] == "cache-probe"
     assert change["action"] == "update"
     assert change["diff"]["target"] == {"from": "celery", "to": "pg_cron"}
@@ -152,7 +152,7 @@ def test_cache__no_directory_setting_means_no_cache(
 ) -> None:
     """With ORCHESTRATOR_CACHE_DIR empty the cached path is never taken (each plan loads the
     manifest through desired.load)."""
-    settings.ORCHESTRATOR_CACHE_DIR = ""  # type: ignore[attr-defined]
+    settings.ORCHESTRATOR_CACHE_DIR = ""
     path = write(tmp_path, MANIFEST)
     plan(path)
     plan(path)

@@ -41,14 +41,14 @@ def empty_engines() -> Iterator[None]:
     clear_engines()
 
 
-def run(manifest: str, celery_app) -> object:  # type: ignore[no-untyped-def]
+def run(manifest: str, celery_app) -> object:
     return celery_app.AsyncResult(apply_and_run(manifest))
 
 
 def test_runner__failing_twice_then_succeeding_takes_three_attempts(
     celery_worker,
     celery_app,
-    sequence,  # type: ignore[no-untyped-def]
+    sequence,
 ) -> None:
     """retries {max: 3, backoff: 0}: the body fails on attempts 1 and 2 (a division by zero
     until the sequence reaches 3; not a constant 1/0, which the planner folds up front) and
@@ -74,7 +74,7 @@ def test_runner__failing_twice_then_succeeding_takes_three_attempts(
 def test_runner__without_retries_a_failure_is_recorded_once(
     celery_worker,
     celery_app,
-    sequence,  # type: ignore[no-untyped-def]
+    sequence,
 ) -> None:
     """No retries: the first failure is final, and Celery holds the database's error."""
     result = run(
@@ -95,7 +95,7 @@ def test_runner__without_retries_a_failure_is_recorded_once(
         assert cursor.fetchone()[0] == 1
 
 
-def test_runner__timeout_cancels_a_long_statement(celery_worker, celery_app) -> None:  # type: ignore[no-untyped-def]
+def test_runner__timeout_cancels_a_long_statement(celery_worker, celery_app) -> None:
     """timeout: 1s stops a 20-second statement (statement_timeout) within seconds."""
     started = time.monotonic()
     result = run(
@@ -115,7 +115,7 @@ def test_runner__timeout_cancels_a_long_statement(celery_worker, celery_app) -> 
     assert time.monotonic() - started < 15
 
 
-def test_runner__overlap_skip_skips_a_run_while_one_is_going(celery_worker, celery_app) -> None:  # type: ignore[no-untyped-def]
+def test_runner__overlap_skip_skips_a_run_while_one_is_going(celery_worker, celery_app) -> None:
     """overlap: skip holds an advisory lock per job: a second run that starts while the
     first holds it is skipped, not queued."""
     manifest = """
@@ -134,7 +134,7 @@ def test_runner__overlap_skip_skips_a_run_while_one_is_going(celery_worker, cele
     assert statuses == ["skipped", "succeeded"]
 
 
-def test_runner__command_gets_the_database_through_libpq_env(celery_worker, celery_app) -> None:  # type: ignore[no-untyped-def]
+def test_runner__command_gets_the_database_through_libpq_env(celery_worker, celery_app) -> None:
     """A command body runs without a shell, connected to the application database through
     PGHOST/PGDATABASE/PGUSER and a PGPASSFILE (psql asks for no password)."""
     result = run(
@@ -152,7 +152,7 @@ def test_runner__command_gets_the_database_through_libpq_env(celery_worker, cele
 
 def test_beat__picks_up_an_applied_job_without_a_restart(
     celery_worker, celery_app, sequence
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """With beat already running, an applied every-2s job starts running within 10 s: the
     bulk apply bumps django-celery-beat's change counter once and beat reloads."""
     import subprocess
@@ -198,7 +198,7 @@ def test_beat__picks_up_an_applied_job_without_a_restart(
 def test_beat__max_runs_stops_a_job_after_that_many_runs(
     celery_worker,
     celery_app,
-    sequence,  # type: ignore[no-untyped-def]
+    sequence,
 ) -> None:
     """max_runs: 2 on an every-2s job: two scheduled runs do the work, the third is skipped and
     retires the periodic task (disabled), so the sequence stops at 2."""
@@ -242,7 +242,7 @@ def test_beat__max_runs_stops_a_job_after_that_many_runs(
         clear_engines()
 
 
-def test_result_wait_is_bounded(celery_app) -> None:  # type: ignore[no-untyped-def]
+def test_result_wait_is_bounded(celery_app) -> None:
     """Guard for the tests above: waiting on an unknown task id times out, it never hangs."""
     with pytest.raises(CeleryTimeout):
         celery_app.AsyncResult(uuid.uuid4().hex).get(timeout=0.5)

@@ -56,7 +56,7 @@ def test_pg_cron__runs_a_scheduled_job_and_records_it() -> None:
             cursor.execute("DELETE FROM cron.job_run_details WHERE jobid = %s", [jobid])
 
 
-def test_celery__task_round_trips_through_redis_to_a_real_worker(celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_celery__task_round_trips_through_redis_to_a_real_worker(celery_worker) -> None:
     """A task sent through the real Redis runs on the worker the test started, and its
     result comes back through the result backend."""
     from orchestrator.engines.celery.health import ping

@@ -33,7 +33,7 @@ def empty_engines() -> None:
     clear_engines()
 
 
-def test_startup__eight_workers_starting_together_run_it_once(celery_worker) -> None:  # type: ignore[no-untyped-def]
+def test_startup__eight_workers_starting_together_run_it_once(celery_worker) -> None:
     """Eight claimants racing for the same release: exactly one starts the job."""
     reconcile.apply(placed_from(MANIFEST))
     assert ManagedJob.objects.get(name="seed-once").engine_id == "startup:seed-once"

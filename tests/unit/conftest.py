@@ -53,7 +53,7 @@ def pg_cron_14(**overrides: object) -> Capabilities:
         "connectable_databases": frozenset({"app", "analytics", "postgres"}),
     }
     values.update(overrides)
-    return Capabilities.with_pg_cron(**values)  # type: ignore[arg-type]
+    return Capabilities.with_pg_cron(**values)
 
 
 def engines(capabilities: Capabilities) -> list[EngineFit]:

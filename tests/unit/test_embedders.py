@@ -68,8 +68,8 @@ def test_hashing__similar_code_is_closer_than_unrelated_code() -> None:
 
 def test_get_embedder__setting_chooses_and_unknown_is_refused(settings: object) -> None:
     """The setting picks the embedder and its dimension; an unknown name says what is valid."""
-    settings.ORCHESTRATOR_EMBEDDER = "hashing"  # type: ignore[attr-defined]
-    settings.ORCHESTRATOR_EMBEDDING_DIM = 32  # type: ignore[attr-defined]
+    settings.ORCHESTRATOR_EMBEDDER = "hashing"
+    settings.ORCHESTRATOR_EMBEDDING_DIM = 32
     assert get_embedder().model == "hashing-v1-d32"
     with pytest.raises(EmbedderUnavailable, match="unknown embedder 'word2vec'"):
         get_embedder("word2vec")

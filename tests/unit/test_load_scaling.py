@@ -124,7 +124,7 @@ def test_load_and_classify__collector_off_inside_and_restored_after_errors(
     manifest = load_manifest_text(jobs_text(3))
     assert seen == [False, False, False]
     assert gc.isenabled()
-    placements, errors = classify_all(manifest.jobs, engines(caps))  # type: ignore[arg-type]
+    placements, errors = classify_all(manifest.jobs, engines(caps))
     assert not errors
     assert len(placements) == 3
     assert gc.isenabled()

@@ -23,7 +23,7 @@ from tests.unit.conftest import DESIGN_EXAMPLE, job_yaml, load
 
 def errors_of(text: str, **kwargs: object) -> list[str]:
     with pytest.raises(ManifestInvalid) as caught:
-        load(text, **kwargs)  # type: ignore[arg-type]
+        load(text, **kwargs)
     return [str(error) for error in caught.value.errors]
 
 

@@ -43,7 +43,7 @@ def placed(fields: str) -> Placed:
 def test_entry_key__every_input_counts() -> None:
     """Changing any one input (a byte, the path, a task, an alias, a database, the role, the
     settings, the code) gives another key."""
-    base = entry_key(**BASE)  # type: ignore[arg-type]
+    base = entry_key(**BASE)
     changes = {
         "data": b"version: 1\njobs: {} \n",
         "path": "other.yaml",
@@ -55,14 +55,14 @@ def test_entry_key__every_input_counts() -> None:
         "code": "d",
     }
     for name, value in changes.items():
-        assert entry_key(**(BASE | {name: value})) != base, name  # type: ignore[arg-type]
+        assert entry_key(**(BASE | {name: value})) != base, name
 
 
 def test_capabilities_stamp__any_field_counts() -> None:
     """Two snapshots of the engines' capabilities stamp alike only when every field is alike."""
 
     def engines(**kwargs: object) -> dict[str, object]:
-        return {"pg_cron": Capabilities.with_pg_cron(**kwargs), "celery": None}  # type: ignore[arg-type]
+        return {"pg_cron": Capabilities.with_pg_cron(**kwargs), "celery": None}
 
     one = engines(functions={"f": ("sql", True)})
     assert capabilities_stamp(one) == capabilities_stamp(engines(functions={"f": ("sql", True)}))

@@ -28,7 +28,6 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from django_celery_beat.models import (
     ClockedSchedule,
-    CrontabSchedule,
     IntervalSchedule,
     PeriodicTask,
     PeriodicTasks,
@@ -51,6 +50,7 @@ from orchestrator.engines.celery.delivery import check_fits
 from orchestrator.engines.celery.fit import CeleryFit
 from orchestrator.engines.celery.metrics import queue_depths
 from orchestrator.engines.celery.runner import RUNNER_TASK
+from orchestrator.engines.celery.schedule_rows import ScheduleRows
 from orchestrator.schedules import EngineSchedule
 from orchestrator.specs import JobSpec, Trigger, body_to_dict
 
@@ -100,6 +100,16 @@ def _iso(value: datetime | None) -> str | None:
 
 
 #: Beat processes holding the leader's advisory lock (pg_locks splits a bigint key in two).
+#: seconds in each of django-celery-beat's interval periods
+_PERIOD_SECONDS = {
+    IntervalSchedule.DAYS: 86400,
+    IntervalSchedule.HOURS: 3600,
+    IntervalSchedule.MINUTES: 60,
+    IntervalSchedule.SECONDS: 1,
+    IntervalSchedule.MICROSECONDS: 1e-6,
+}
+
+
 LEADER_SQL = """
 SELECT count(*) FROM pg_locks
  WHERE locktype = 'advisory' AND granted AND objsubid = 1
@@ -274,7 +284,7 @@ class CeleryBeatBackend:
                 created[desired.spec.name] = STARTUP_PREFIX + desired.spec.name
         if not periodic:
             return created
-        schedules = _ScheduleRows(periodic)
+        schedules = ScheduleRows(periodic)
         rows = [self._fill(PeriodicTask(name=d.spec.name), d, schedules) for d in periodic]
         for row in PeriodicTask.objects.bulk_create(rows, batch_size=2000):
             created[row.name] = str(row.pk)
@@ -286,7 +296,7 @@ class CeleryBeatBackend:
         periodic = [(i, d) for i, d in jobs if not i.startswith(STARTUP_PREFIX)]
         if not periodic:
             return
-        schedules = _ScheduleRows([d for _, d in periodic])
+        schedules = ScheduleRows([d for _, d in periodic])
         existing = PeriodicTask.objects.in_bulk([int(i) for i, _ in periodic])
         rows = []
         for engine_id, desired in periodic:
@@ -377,7 +387,7 @@ class CeleryBeatBackend:
             logger.info("unused clocked schedules removed", extra={"count": removed})
 
     # ------------------------------------------------------------------ rendering
-    def _fill(self, task: PeriodicTask, desired: Desired, schedules: _ScheduleRows) -> PeriodicTask:
+    def _fill(self, task: PeriodicTask, desired: Desired, schedules: ScheduleRows) -> PeriodicTask:
         rendered = self.render(desired)
         assert rendered is not None  # startup jobs never reach here
         task.task = RUNNER_TASK
@@ -393,93 +403,3 @@ class CeleryBeatBackend:
         task.solar = None
         task.date_changed = timezone.now()
         return task
-
-
-_PERIOD_SECONDS = {
-    IntervalSchedule.DAYS: 86400,
-    IntervalSchedule.HOURS: 3600,
-    IntervalSchedule.MINUTES: 60,
-    IntervalSchedule.SECONDS: 1,
-    IntervalSchedule.MICROSECONDS: 1e-6,
-}
-
-
-class _ScheduleRows:
-    """The schedule rows a batch of jobs needs: existing ones reused, missing ones created in
-    bulk (django-celery-beat's schedule tables have no unique constraints to upsert on)."""
-
-    def __init__(self, jobs: Iterable[Desired]) -> None:
-        crons, intervals, clocks = set(), set(), set()
-        for desired in jobs:
-            s = desired.schedule
-            if s.kind == "cron":
-                crons.add((*str(s.cron).split(" "), s.timezone))
-            elif s.kind == "interval":
-                intervals.add(int(s.seconds or 0))
-            elif s.kind == "clocked" and s.when is not None:
-                clocks.add(s.when)
-        self.crontabs = self._crontabs(crons)
-        self.intervals = self._intervals(intervals)
-        self.clocks = self._clocks(clocks)
-
-    @staticmethod
-    def _crontabs(keys: set[tuple[str, ...]]) -> dict[tuple[str, ...], CrontabSchedule]:
-        if not keys:
-            return {}
-        found: dict[tuple[str, ...], CrontabSchedule] = {}
-        zones = {key[5] for key in keys}
-        for row in CrontabSchedule.objects.filter(timezone__in=zones).order_by("-pk"):
-            key = (row.minute, row.hour, row.day_of_month, row.month_of_year, row.day_of_week)
-            found[(*key, str(row.timezone))] = row
-        missing = [
-            CrontabSchedule(
-                minute=k[0],
-                hour=k[1],
-                day_of_month=k[2],
-                month_of_year=k[3],
-                day_of_week=k[4],
-                timezone=k[5],
-            )
-            for k in keys - found.keys()
-        ]
-        for row in CrontabSchedule.objects.bulk_create(missing):
-            key = (row.minute, row.hour, row.day_of_month, row.month_of_year, row.day_of_week)
-            found[(*key, str(row.timezone))] = row
-        return found
-
-    @staticmethod
-    def _intervals(seconds: set[int]) -> dict[int, IntervalSchedule]:
-        if not seconds:
-            return {}
-        period = IntervalSchedule.SECONDS
-        found = {
-            row.every: row
-            for row in IntervalSchedule.objects.filter(period=period, every__in=seconds)
-        }
-        missing = [IntervalSchedule(every=s, period=period) for s in seconds - found.keys()]
-        for row in IntervalSchedule.objects.bulk_create(missing):
-            found[row.every] = row
-        return found
-
-    @staticmethod
-    def _clocks(instants: set[datetime]) -> dict[datetime, ClockedSchedule]:
-        if not instants:
-            return {}
-        found = {
-            row.clocked_time: row
-            for row in ClockedSchedule.objects.filter(clocked_time__in=instants)
-        }
-        missing = [ClockedSchedule(clocked_time=when) for when in instants - found.keys()]
-        for row in ClockedSchedule.objects.bulk_create(missing):
-            found[row.clocked_time] = row
-        return found
-
-    def for_(
-        self, desired: Desired
-    ) -> tuple[CrontabSchedule | None, IntervalSchedule | None, ClockedSchedule | None]:
-        s = desired.schedule
-        if s.kind == "cron":
-            return self.crontabs[(*str(s.cron).split(" "), s.timezone)], None, None
-        if s.kind == "interval":
-            return None, self.intervals[int(s.seconds or 0)], None
-        return None, None, self.clocks[s.when]

@@ -238,7 +238,7 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
         must: another leader may have run entries since), so the stock initial read is skipped.
         """
         self._initial_read = False
-        self._schedule = {}
+        self._schedule: dict[str, Any] = {}
         self._last_full_sync = datetime.now()
         self._setting_up = True  # installing an entry bumps the change stamp: ignore it here
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -39,9 +40,10 @@ def run_tag(task_id: str | None, attempt: int) -> str:
     return f"{TAG_PREFIX}{task_id or 'local'}:{attempt}"[:63]
 
 
-def tag_session(cursor: object, tag: str) -> None:
-    """Tag the session of ``cursor`` as the run's and have the server watch its client."""
-    cursor.execute(  # type: ignore[attr-defined]
+def tag_session(cursor: Any, tag: str) -> None:
+    """Tag the session of ``cursor`` (Django's or psycopg's) as the run's and have the server
+    watch its client."""
+    cursor.execute(
         "SELECT set_config('application_name', %s, false), "
         "set_config('client_connection_check_interval', %s, false)",
         [tag, CLIENT_CHECK_INTERVAL],
