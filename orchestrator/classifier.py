@@ -25,7 +25,11 @@ from orchestrator.errors import ManifestInvalid, OrchestratorError, PlacementErr
 from orchestrator.gc_pause import gc_paused
 from orchestrator.manifest_fields import shorten
 from orchestrator.schedules import EngineSchedule
-from orchestrator.specs import JobSpec
+from orchestrator.specs import JobSpec, SqlBody
+from orchestrator.sql_analysis import analyse_sql
+
+#: Statements that act only on what the running role owns, and otherwise skip without failing.
+OWNER_ONLY = frozenset({"VACUUM", "ANALYZE"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -112,6 +116,7 @@ def _placement(
             reasons.append(chosen.chosen_because)
     reasons.extend(chosen.reasons)
     reasons.extend(f"Not verified: {b.reason}" for b in chosen.blockers)
+    reasons.extend(_role_notes(spec))
     for other in after:
         reasons.extend(
             f"{other.label} could not run it exactly: {b.reason}" for b in other.blockers
@@ -124,6 +129,21 @@ def _placement(
     return Placement(
         name=spec.name, target=chosen.engine, reasons=tuple(reasons), schedule=schedule
     )
+
+
+def _role_notes(spec: JobSpec) -> list[str]:
+    """What running as the jobs role means for this SQL, whichever engine runs it."""
+    if not isinstance(spec.body, SqlBody):
+        return []
+    owner_only = sorted(set(analyse_sql(spec.body.sql).labels) & OWNER_ONLY)
+    if not owner_only:
+        return []
+    verb = "skips" if len(owner_only) == 1 else "skip"
+    return [
+        f"SQL jobs run as the jobs role: {' and '.join(owner_only)} {verb}, with a warning, every "
+        "table that role does not own (PostgreSQL 15 has no MAINTAIN privilege); the "
+        "tasks.maintenance tasks do the whole database on the owner's connection."
+    ]
 
 
 def _no_engine(spec: JobSpec, verdicts: list[Verdict]) -> PlacementError:

@@ -164,6 +164,9 @@ def test_explain__text(tmp_path: Path) -> None:
         "    - Every condition for pg_cron holds, so the job runs inside the database.",
         "    - The body is SQL (VACUUM) that stays inside the database.",
         "    - pg_cron 1.4 runs it at exactly the declared instants: cron '0 23 * * *' in GMT.",
+        "    - SQL jobs run as the jobs role: VACUUM skips, with a warning, every table that role "
+        "does not own (PostgreSQL 15 has no MAINTAIN privilege); the tasks.maintenance tasks do "
+        "the whole database on the owner's connection.",
         "    - Not Celery: no worker, broker or network hop is needed, and the job runs even "
         "while the application is down.",
         "  next runs (UTC):",

@@ -194,6 +194,16 @@ def test_classify__no_engine_fits_quotes_every_engine() -> None:
     ]
 
 
+def test_classify__owner_only_maintenance_says_what_the_jobs_role_skips() -> None:
+    """VACUUM/ANALYZE as the jobs role skip what it does not own without failing: the reasons
+    say so, whichever engine runs the job; other SQL gets no such note."""
+    vacuum = one_job("schedule: '@daily'\nsql: VACUUM ANALYZE")
+    (note,) = [r for r in classify(vacuum, [FakeEngine("celery")]).reasons if "jobs role" in r]
+    assert note.startswith("SQL jobs run as the jobs role: VACUUM skips, with a warning,")
+    select = one_job("schedule: '@daily'\nsql: SELECT 1")
+    assert not [r for r in classify(select, [FakeEngine("celery")]).reasons if "jobs role" in r]
+
+
 # --------------------------------------------------------------------------- planning
 
 
