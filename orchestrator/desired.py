@@ -31,6 +31,7 @@ from orchestrator.placement_cache import (
     source_stamp,
 )
 from orchestrator.plan import Placed
+from orchestrator.schedules import stored_instant
 from orchestrator.specs import spec_hash
 from orchestrator.upkeep import upkeep_manifest, with_upkeep
 
@@ -100,12 +101,7 @@ def applied_instant(job: str, field: str) -> datetime | None:
             if isinstance(trigger, dict) and trigger.get("kind") == "at"
             else None
         )
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
+    return stored_instant(value)
 
 
 def clock(now: datetime | None = None) -> Clock:

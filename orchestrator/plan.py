@@ -23,7 +23,7 @@ from typing import Literal, Protocol
 
 from orchestrator.engines.base import Backend, Desired, LiveJob
 from orchestrator.errors import OrchestratorError
-from orchestrator.schedules import EngineSchedule
+from orchestrator.schedules import EngineSchedule, stored_instant
 from orchestrator.specs import At, JobSpec, spec_hash, to_dict
 
 Action = Literal["create", "update", "drift", "delete", "unchanged"]
@@ -113,9 +113,9 @@ class Change:
         if isinstance(spec.trigger, At):
             trigger = before.get("trigger")
             when = trigger.get("when") if isinstance(trigger, Mapping) else None
-            return _instant(when) == spec.trigger.when
+            return stored_instant(when) == spec.trigger.when
         if spec.expires is not None and spec.expires <= datetime.now(UTC):
-            return _instant(before.get("expires")) == spec.expires
+            return stored_instant(before.get("expires")) == spec.expires
         return False
 
     @property
@@ -152,16 +152,6 @@ class Plan:
             ],
             "summary": self.summary(),
         }
-
-
-def _instant(value: object) -> datetime | None:
-    """An ISO 8601 instant of a stored definition (older ones kept their offset), or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def field_diff(old: Mapping[str, object], new: Mapping[str, object]) -> dict[str, dict]:

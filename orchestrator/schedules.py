@@ -82,6 +82,17 @@ def parse_schedule(text: str) -> Cron | Every:
     return Cron(expr=expr, source=stripped)
 
 
+def stored_instant(value: object) -> datetime | None:
+    """An instant of a stored definition (ISO 8601; older ones kept their offset), or ``None``
+    for anything that is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def parse_instant(text: str) -> datetime:
     """An ISO 8601 date-time *with* its UTC offset (a naive time would be ambiguous), as UTC.
 
