@@ -3,6 +3,8 @@ runs imported from ``cron.job_run_details``, missed runs and pg_cron's heartbeat
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -142,8 +145,9 @@ def test_history__redelivered_attempt_marks_the_dead_delivery_lost() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_history__pg_cron_job_that_raises_is_imported_as_failed_with_its_error() -> None:
     """A real pg_cron run (minute granularity: waits up to ~75 s) of a job whose SQL raises is
-    imported by ``orchestrator_import_cron_runs()`` as ``failed`` with PostgreSQL's error,
-    under the job's manifest name; a second import writes nothing (idempotent)."""
+    imported as ``failed`` with PostgreSQL's error, under the job's manifest name: ``jobs
+    history`` imports it on the spot and lists it as a pg_cron run; a second import by
+    ``orchestrator_import_cron_runs()`` writes nothing (idempotent)."""
     clear_engines()
     try:
         reconcile.apply(
@@ -170,9 +174,14 @@ def test_history__pg_cron_job_that_raises_is_imported_as_failed_with_its_error()
                 return bool(cursor.fetchone()[0])
 
         wait_for(finished, 80, "pg_cron to run the job")
+        out = io.StringIO()
+        call_command("jobs", "history", "raises-history", "--format", "json", stdout=out)
+        failed = [row for row in json.loads(out.getvalue()) if row["status"] == "failed"]
+        assert failed, out.getvalue()
+        assert failed[0]["engine"] == "pg_cron"
+        assert "division by zero" in failed[0]["error"]
+        assert failed[0]["finished"] is not None
         with connection.cursor() as cursor:
-            cursor.execute("SELECT orchestrator_import_cron_runs()")
-            assert cursor.fetchone()[0] >= 1
             cursor.execute("SELECT orchestrator_import_cron_runs()")
             assert cursor.fetchone()[0] == 0
         run = JobRun.objects.filter(job="raises-history", engine="pg_cron").latest("started")

@@ -122,39 +122,6 @@ def test_run_wait__exits_with_the_outcome_and_history_lists_it(
     assert jobs("history", "--since", "yesterday")[0] == 1
 
 
-@pytest.mark.django_db(transaction=True)
-def test_history__pg_cron_runs_are_listed_with_their_error() -> None:
-    """A real pg_cron run (minute granularity: waits up to ~75 s) of a failing job appears in
-    `jobs history` (imported on the spot) as a pg_cron run with PostgreSQL's error."""
-    from orchestrator import reconcile
-    from tests.integration.reconcile_helpers import placed_from
-
-    reconcile.apply(
-        placed_from(
-            """
-            version: 1
-            jobs:
-              cron-fails:
-                schedule: "* * * * *"
-                target: pg_cron
-                sql: SELECT 1 / (extract(epoch FROM now()) * 0)::int
-            """
-        )
-    )
-    deadline = time.monotonic() + 80
-    rows: list[dict] = []
-    while time.monotonic() < deadline:
-        rows = json.loads(jobs("history", "cron-fails", "--format", "json")[1])
-        if any(row["status"] == "failed" for row in rows):
-            break
-        time.sleep(2)
-    failed = [row for row in rows if row["status"] == "failed"]
-    assert failed, rows
-    assert failed[0]["engine"] == "pg_cron"
-    assert "division by zero" in failed[0]["error"]
-    assert failed[0]["finished"] is not None
-
-
 # --------------------------------------------------------------------------- missed runs
 
 
