@@ -4,48 +4,21 @@ as a screenshot under ``tests/e2e/artifacts/`` (git-ignored)."""
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 import orchestrator.engines.celery.history  # noqa: F401 - the live server (this process) records run-nows as queued
 from orchestrator import reconcile
 from orchestrator.models import JobRun, ManagedJob
+from tests.e2e.conftest import shot
 from tests.integration.reconcile_helpers import clear_engines, placed_from
 from tests.integration.test_history import HistoryWorker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-@pytest.fixture
-def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are still
-    # synchronous, so Django's async-safety guard is lifted for this test only.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `make e2e-deps` (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            browser.close()
 
 
 @pytest.fixture
@@ -82,11 +55,6 @@ def e2e_jobs(celery_app, settings, tmp_path) -> Iterator[str]:
         worker.stop()
         clear_engines()
         JobRun.objects.filter(job__in=["e2e-sql", "e2e-task"]).delete()
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_admin_browser__login_see_pause_and_run_now(
