@@ -1,13 +1,21 @@
-"""How the admin shows things: engine and status badges, durations, schedules in words, and
-the small run chart, as escaped HTML and inline SVG (no script, nothing fetched from outside)."""
+"""How the admin shows things: engine and status badges, instants and durations, schedules in
+words, and the small run chart, as escaped HTML and inline SVG (no script, nothing fetched).
+
+Times are shown one way on every page, so an operator never compares "Dec. 1, 2026, 11 a.m."
+with "2026-12-01 10:00:00": an instant is its absolute value with seconds and time zone plus
+how far it is from now ("in 52 min", "3 h ago"), inside ``<time datetime=...>`` whose title
+holds the exact ISO 8601 value; a duration is human ("491 ms", "2 min 5 s"). The templates
+reach the same functions through the ``orchestrator_display`` filters.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from cron_descriptor import FormatException, MissingFieldException, get_description
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -60,17 +68,106 @@ def _duration(run: Mapping[str, object]) -> timedelta | float | None:
 
 
 def duration_text(value: timedelta | float | None) -> str:
+    """A duration as a person says it: "491 ms", "4.2 s", "2 min 5 s", "3 h 12 min", "2 d 5 h".
+
+    Two units at most: past a minute the seconds' fraction is noise, past a day the minutes.
+    """
     total = seconds(value)
     if total is None:
         return "—"
+    if total < 0:
+        return "-" + duration_text(-total)
     if total < 1:
         return f"{total * 1000:.0f} ms"
-    if total < 120:
+    if total < 10:
         return f"{total:.1f} s"
-    minutes, secs = divmod(int(total), 60)
-    if minutes < 120:
-        return f"{minutes} min {secs} s"
-    return f"{minutes // 60} h {minutes % 60} min"
+    whole = int(total)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def duration_html(value: timedelta | float | None) -> SafeString | str:
+    """``duration_text`` in a ``<time>`` element whose title keeps the exact seconds."""
+    total = seconds(value)
+    if total is None:
+        return "—"
+    return format_html(
+        '<time class="orch-duration" datetime="PT{}S" title="{} s">{}</time>',
+        f"{total:.6f}".rstrip("0").rstrip("."),
+        f"{total:.6f}".rstrip("0").rstrip("."),
+        duration_text(total),
+    )
+
+
+def as_instant(value: datetime | str | None) -> datetime | None:
+    """An aware datetime from a datetime or an ISO 8601 string (fleet replies carry strings);
+    a naive value is read in the site's time zone, as Django does."""
+    if not value:
+        return None
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        when = value
+    return timezone.make_aware(when) if timezone.is_naive(when) else when
+
+
+def absolute_text(value: datetime | str | None) -> str:
+    """ "2026-12-01 10:00:00 UTC": the site's time zone, seconds, and the zone's name."""
+    when = as_instant(value)
+    if when is None:
+        return "—"
+    local = timezone.localtime(when)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or local.strftime('%z')}"
+
+
+def relative_text(value: datetime | str | None, now: datetime | None = None) -> str:
+    """How far an instant is from now: "in 52 min", "3 h ago", "just now".
+
+    The largest whole unit, rounded down, so "in 59 min" never reads as "in 1 h" early.
+    """
+    when = as_instant(value)
+    if when is None:
+        return ""
+    delta = (when - (now or timezone.now())).total_seconds()
+    size = abs(delta)
+    if size < 1:
+        return "just now"
+    if size < 60:
+        amount = f"{int(size)} s"
+    elif size < 3600:
+        amount = f"{int(size // 60)} min"
+    elif size < 2 * 86400:
+        amount = f"{int(size // 3600)} h"
+    else:
+        amount = f"{int(size // 86400)} d"
+    return f"in {amount}" if delta > 0 else f"{amount} ago"
+
+
+def instant_html(value: datetime | str | None, now: datetime | None = None) -> SafeString | str:
+    """An instant, absolute and relative, in ``<time datetime=ISO title=ISO>``: the page reads
+    "2026-12-01 10:00:00 UTC (3 h ago)" and the title keeps the microseconds and offset."""
+    when = as_instant(value)
+    if when is None:
+        return "—"
+    exact = when.isoformat()
+    return format_html(
+        '<time class="orch-time" datetime="{}" title="{}">{} <small>({})</small></time>',
+        exact,
+        exact,
+        absolute_text(when),
+        relative_text(when, now),
+    )
 
 
 @lru_cache(maxsize=2048)

@@ -25,15 +25,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from orchestrator import operations
 from orchestrator.admin import plan_views
 from orchestrator.admin.display import (
-    duration_text,
+    absolute_text,
+    duration_html,
     engine_badge,
+    instant_html,
     run_chart,
     schedule_words,
     status_badge,
@@ -191,20 +192,18 @@ class ManagedJobAdmin(ReadOnlyAdmin):
     @admin.display(description="next run")
     def next_run_col(self, obj: ManagedJob) -> Any:
         found = getattr(obj, "status", None)
-        return found.next_run if found is not None and found.next_run is not None else "—"
+        return instant_html(found.next_run) if found is not None else "—"
 
     @admin.display(description="last run", ordering="last_started")
     def last_run_col(self, obj: ManagedJob) -> Any:
         status = getattr(obj, "last_status", None)
         if status is None:
             return "never"
-        started = getattr(obj, "last_started", None)
-        when = timezone.localtime(started).strftime("%Y-%m-%d %H:%M:%S") if started else "—"
         return format_html(
             "{} {}<br><small>{}</small>",
             status_badge(status),
-            duration_text(getattr(obj, "last_duration", None)),
-            when,
+            duration_html(getattr(obj, "last_duration", None)),
+            instant_html(getattr(obj, "last_started", None)),
         )
 
     @admin.display(description="missed (24 h)")
@@ -273,7 +272,7 @@ class ManagedJobAdmin(ReadOnlyAdmin):
                 {
                     "status": run.status,
                     "duration": run.duration,
-                    "label": f"{run.started:%Y-%m-%d %H:%M:%S}" if run.started else run.status,
+                    "label": absolute_text(run.started) if run.started else run.status,
                 }
                 for run in reversed(runs)
             ]
@@ -291,7 +290,7 @@ class ManagedJobAdmin(ReadOnlyAdmin):
             "engine": engine_badge(job.engine),
             "definition": json.dumps(job.definition, indent=2, sort_keys=True, default=str),
             "reasons": job.reasons,
-            "runs": [(run, status_badge(run.status), duration_text(run.duration)) for run in runs],
+            "runs": [(run, status_badge(run.status), duration_html(run.duration)) for run in runs],
             "chart": chart,
             "missed": found.missed,
             "next_run": found.next_run,

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
-from orchestrator.admin.display import duration_text, engine_badge, status_badge
+from orchestrator.admin.display import duration_html, engine_badge, instant_html, status_badge
 from orchestrator.models import JobRun
 from project.admin_base import ReadOnlyAdmin
 
@@ -63,8 +63,8 @@ class JobRunAdmin(ReadOnlyAdmin):
         "engine_col",
         "status_col",
         "attempt",
-        "scheduled_for",
-        "started",
+        "scheduled_col",
+        "started_col",
         "duration_col",
         "where_col",
         "message_col",
@@ -89,9 +89,17 @@ class JobRunAdmin(ReadOnlyAdmin):
     def status_col(self, obj: JobRun) -> Any:
         return status_badge(obj.status)
 
+    @admin.display(description="scheduled for", ordering="scheduled_for")
+    def scheduled_col(self, obj: JobRun) -> Any:
+        return instant_html(obj.scheduled_for)
+
+    @admin.display(description="started", ordering="started")
+    def started_col(self, obj: JobRun) -> Any:
+        return instant_html(obj.started)
+
     @admin.display(description="duration", ordering="duration")
-    def duration_col(self, obj: JobRun) -> str:
-        return duration_text(obj.duration)
+    def duration_col(self, obj: JobRun) -> Any:
+        return duration_html(obj.duration)
 
     @admin.display(description="worker / pid")
     def where_col(self, obj: JobRun) -> str:
