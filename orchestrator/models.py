@@ -9,6 +9,8 @@ operational state the admin owns (``paused``), which an apply never overwrites.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Length
+from django.db.models.lookups import LessThanOrEqual
 
 
 class Engine(models.TextChoices):
@@ -111,6 +113,29 @@ FINISHED_STATUSES = (
 )
 
 
+#: the most of a traceback one run keeps, in characters (64 KiB of ASCII). Longer ones keep their
+#: first ``TRACEBACK_HEAD`` characters (where it started) and their end (the exception itself).
+TRACEBACK_LIMIT = 65_536
+TRACEBACK_HEAD = 4_096
+_CUT = "\n[… {} characters cut …]\n"
+
+
+def bounded_traceback(text: str | None) -> str:
+    """``text`` cut to ``TRACEBACK_LIMIT`` characters, its start and end kept.
+
+    A runaway traceback (a recursion, a huge repr in an exception) must not make one history
+    row megabytes long; the database's ``job_run_traceback_bounded`` check refuses longer ones.
+    """
+    text = text or ""
+    if len(text) <= TRACEBACK_LIMIT:
+        return text
+    # The marker's room comes out of the tail; sized for the longest count it can say, so the
+    # whole stays within the limit.
+    tail = TRACEBACK_LIMIT - TRACEBACK_HEAD - len(_CUT.format(len(text)))
+    marker = _CUT.format(len(text) - TRACEBACK_HEAD - tail)
+    return text[:TRACEBACK_HEAD] + marker + text[-tail:]
+
+
 class JobRun(models.Model):
     """One execution (or one queued attempt) of a job, in either engine.
 
@@ -141,6 +166,20 @@ class JobRun(models.Model):
     worker = models.CharField(max_length=255, blank=True, help_text="Celery worker hostname")
     pid = models.IntegerField(null=True, blank=True, help_text="worker or backend process id")
     message = models.TextField(blank=True, help_text="the error, or the job's output")
+    traceback = models.TextField(
+        blank=True,
+        default="",
+        db_default="",
+        help_text=f"the failure's full traceback, at most {TRACEBACK_LIMIT} characters "
+        "(pg_cron: its return message)",
+    )
+    args = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="what the job's body was called with: a task's args, a command's argv, "
+        "the SQL text (empty for runs recorded before it was kept)",
+    )
+    kwargs = models.JSONField(null=True, blank=True, help_text="a task body's keyword arguments")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -159,6 +198,10 @@ class JobRun(models.Model):
                 name="job_run_status_known",
             ),
             models.CheckConstraint(condition=models.Q(attempt__gte=1), name="job_run_attempt"),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("traceback"), TRACEBACK_LIMIT),
+                name="job_run_traceback_bounded",
+            ),
         ]
         indexes = [
             models.Index(fields=("job", "-started", "-id"), name="job_run_job_started"),
@@ -167,6 +210,9 @@ class JobRun(models.Model):
             models.Index(fields=("-started", "-id"), name="job_run_started"),
             # missed-run counts: a job's scheduled slots in a window
             models.Index(fields=("job", "scheduled_for"), name="job_run_job_slot"),
+            # The Runs page's substring search has trigram indexes on UPPER(job) and
+            # UPPER(message), what Django's ``icontains`` asks PostgreSQL: created in SQL by
+            # migration 0007 (Django renders an opclass on an expression as invalid SQL).
         ]
 
     def __str__(self) -> str:

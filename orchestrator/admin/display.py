@@ -10,6 +10,8 @@ reach the same functions through the ``orchestrator_display`` filters.
 
 from __future__ import annotations
 
+import ast
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -168,6 +170,34 @@ def instant_html(value: datetime | str | None, now: datetime | None = None) -> S
         absolute_text(when),
         relative_text(when, now),
     )
+
+
+def output_text(value: object) -> str:
+    """A run's output or arguments as text to read: JSON pretty-printed with sorted keys, a
+    Python literal from before outputs were stored as JSON likewise, anything else as written.
+    """
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    text = value.strip()
+    if text[:1] in ("{", "["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            try:
+                # a literal only (never code): rows written before outputs were JSON
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                return value
+        return json.dumps(parsed, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return value
+
+
+def excerpt(text: str, limit: int = 120) -> str:
+    """The first non-empty line of ``text`` (an error's type and words), cut to ``limit``."""
+    line = next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 @lru_cache(maxsize=2048)

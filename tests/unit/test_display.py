@@ -17,7 +17,9 @@ from orchestrator.admin.display import (
     absolute_text,
     duration_html,
     duration_text,
+    excerpt,
     instant_html,
+    output_text,
     relative_text,
 )
 
@@ -106,3 +108,31 @@ def test_template_filters__same_output_as_python() -> None:
     assert "(in 52 min)" in instant
     assert took == str(duration_html(125))
     assert ">2 min 5 s</time>" in took
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ('{"rows": 3, "name": "x"}', '{\n  "name": "x",\n  "rows": 3\n}'),
+        ("{'rows': 3, 'ok': True}", '{\n  "ok": true,\n  "rows": 3\n}'),
+        ({"b": [1], "a": None}, '{\n  "a": null,\n  "b": [\n    1\n  ]\n}'),
+        ("VACUUM", "VACUUM"),
+        ("{not json, not a literal", "{not json, not a literal"),
+        ("{__import__('os').getcwd()}", "{__import__('os').getcwd()}"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_output_text__json_pretty_never_a_dict_repr(value: object, text: str) -> None:
+    """Output reads as pretty JSON with sorted keys (old Python-literal rows too), plain text
+    stays as written, and nothing that is not a literal is ever evaluated."""
+    assert output_text(value) == text
+
+
+def test_excerpt__first_line_cut_to_the_limit() -> None:
+    """The runs list's error column: the error's first non-empty line, at most ``limit``."""
+    assert excerpt("\n  ZeroDivisionError: division by zero\nmore") == (
+        "ZeroDivisionError: division by zero"
+    )
+    assert excerpt("x" * 200, limit=10) == "x" * 9 + "…"
+    assert excerpt("") == ""

@@ -6,14 +6,18 @@ run-now), so one set of signal handlers records them all into ``orchestrator.mod
 - ``before_task_publish`` (in beat, the web process, or the worker re-publishing a retry):
   a ``queued`` row for attempt ``retries + 1``; ``manual`` unless beat sent it (beat adds the
   ``periodic_task_name`` header);
-- ``task_prerun`` (pool child): ``running``, with worker hostname and pid. If that attempt
+- ``task_prerun`` (pool child): ``running``, with worker hostname and pid, and what the job's
+  body is called with (its registered args and kwargs, a command's argv, the SQL). If that attempt
   already has a ``running`` row, the worker that ran it died and the broker redelivered the
   message (``acks_late`` + ``reject_on_worker_lost``): the old row becomes ``lost`` and the
   redelivery gets its own row (``delivery + 1``);
-- ``task_success``: ``succeeded`` or ``skipped`` (the runner's ``overlap: skip``), with output;
-- ``task_retry``: ``retried``, with the error; the retry's own message was queued just before;
-- ``task_failure``: ``failed`` with the error (hard time limits fire it from the parent
-  process), or ``lost`` for a ``WorkerLostError`` that Celery did not requeue;
+- ``task_success``: ``succeeded`` or ``skipped`` (the runner's ``overlap: skip``), with output
+  (a string as written, anything else as JSON: never a Python repr);
+- ``task_retry``: ``retried``, with the error and its full traceback (``einfo``); the retry's
+  own message was queued just before;
+- ``task_failure``: ``failed`` with the error and its full traceback (hard time limits fire it
+  from the parent process), or ``lost`` for a ``WorkerLostError`` that Celery did not requeue.
+  Tracebacks are kept whole up to ``models.TRACEBACK_LIMIT`` characters, start and end beyond;
 - ``task_revoked``: ``failed`` when terminated mid-run, ``skipped`` when revoked or expired
   before it ran.
 
@@ -27,6 +31,7 @@ logged, not raised. Handlers import Django models lazily, so importing this modu
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -65,6 +70,40 @@ def _message(error: BaseException | str | None) -> str:
         return "soft time limit exceeded"
     text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
     return text[:MESSAGE_LIMIT]
+
+
+def _traceback(einfo: Any) -> str:
+    """The formatted traceback of Celery's ``ExceptionInfo`` (chained causes included)."""
+    text = getattr(einfo, "traceback", None)
+    return text if isinstance(text, str) else ""
+
+
+def _output(output: Any) -> str:
+    """A run's output as text: a string as written, anything else as JSON."""
+    if output in (None, ""):
+        return ""
+    text = output if isinstance(output, str) else json.dumps(output, default=str)
+    return text[:MESSAGE_LIMIT]
+
+
+def _call(name: str) -> tuple[list[Any] | None, dict[str, Any] | None]:
+    """What the runner will call job ``name``'s body with, read from the registry as the runner
+    reads it: a task's args and kwargs, a command's argv, the SQL text. ``(None, None)`` for a
+    name the registry does not hold (the runner refuses it)."""
+    from orchestrator.models import ManagedJob
+
+    definition = ManagedJob.objects.filter(name=name).values_list("definition", flat=True).first()
+    body = definition.get("body") if isinstance(definition, Mapping) else None
+    if not isinstance(body, Mapping):
+        return None, None
+    kind = body.get("kind")
+    if kind == "task":
+        return list(definition.get("args") or []), dict(definition.get("kwargs") or {})
+    if kind == "command":
+        return list(body.get("argv") or []), {}
+    if kind == "sql":
+        return [str(body.get("sql", ""))], {}
+    return None, None
 
 
 def _job_name(kwargs: Mapping[str, Any] | None) -> str | None:
@@ -177,6 +216,7 @@ def _start(name: str, task_id: str, attempt: int, worker: str, pid: int) -> None
     from orchestrator.models import JobRun, RunStatus
 
     now = timezone.now()
+    args, kwargs = _call(name)
     latest = (
         JobRun.objects.select_for_update()
         .filter(engine="celery", engine_run_id=task_id, attempt=attempt)
@@ -186,7 +226,10 @@ def _start(name: str, task_id: str, attempt: int, worker: str, pid: int) -> None
     if latest is not None and latest.status == RunStatus.QUEUED:
         latest.status = RunStatus.RUNNING
         latest.started, latest.worker, latest.pid = now, worker, pid
-        latest.save(update_fields=["status", "started", "worker", "pid", "updated_at"])
+        latest.args, latest.kwargs = args, kwargs
+        latest.save(
+            update_fields=["status", "started", "worker", "pid", "args", "kwargs", "updated_at"]
+        )
         return
     delivery = 1
     manual = False
@@ -219,19 +262,28 @@ def _start(name: str, task_id: str, attempt: int, worker: str, pid: int) -> None
         started=now,
         worker=worker,
         pid=pid,
+        args=args,
+        kwargs=kwargs,
     )
 
 
 # --------------------------------------------------------------------------- finish
 
 
-def _finish(task_id: str | None, status: str, message: str, *, only_running: bool = True) -> None:
+def _finish(
+    task_id: str | None,
+    status: str,
+    message: str,
+    *,
+    only_running: bool = True,
+    traceback: str = "",
+) -> None:
     """Close the latest open row of ``task_id`` (its current attempt and delivery)."""
     if not task_id:
         return
 
     def write() -> None:
-        from orchestrator.models import JobRun, RunStatus
+        from orchestrator.models import JobRun, RunStatus, bounded_traceback
 
         open_states = [RunStatus.RUNNING] if only_running else [RunStatus.RUNNING, RunStatus.QUEUED]
         row = (
@@ -244,8 +296,11 @@ def _finish(task_id: str | None, status: str, message: str, *, only_running: boo
             return
         now = timezone.now()
         row.status, row.finished, row.message = status, now, message
+        row.traceback = bounded_traceback(traceback)
         row.duration = now - row.started if row.started else None
-        row.save(update_fields=["status", "finished", "duration", "message", "updated_at"])
+        row.save(
+            update_fields=["status", "finished", "duration", "message", "traceback", "updated_at"]
+        )
 
     _guarded(status, task_id, write)
 
@@ -258,26 +313,29 @@ def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     if isinstance(result, Mapping):
         status = "skipped" if result.get("status") == "skipped" else "succeeded"
         output = result.get("output", "")
-    text = "" if output in (None, "") else str(output)[:MESSAGE_LIMIT]
-    _finish(sender.request.id, status, text)
+    _finish(sender.request.id, status, _output(output))
 
 
 def on_failure(
-    sender: Any = None, task_id: str | None = None, exception: BaseException | None = None, **_: Any
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    einfo: Any = None,
+    **_: Any,
 ) -> None:
     if sender is None or sender.name != RUNNER_TASK:
         return
     if isinstance(exception, WorkerLostError):
         _finish(task_id, "lost", f"the worker running it died: {exception}")
         return
-    _finish(task_id, "failed", _message(exception))
+    _finish(task_id, "failed", _message(exception), traceback=_traceback(einfo))
 
 
-def on_retry(request: Any = None, reason: Any = None, **_: Any) -> None:
+def on_retry(request: Any = None, reason: Any = None, einfo: Any = None, **_: Any) -> None:
     if request is None or getattr(request, "task", None) != RUNNER_TASK:
         return
     cause = getattr(reason, "exc", None) or reason
-    _finish(request.id, "retried", _message(cause))
+    _finish(request.id, "retried", _message(cause), traceback=_traceback(einfo))
 
 
 def on_revoked(
