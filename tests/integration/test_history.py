@@ -111,6 +111,14 @@ def test_history__celery_failing_twice_then_succeeding_shows_three_attempts(
             (3, "succeeded"),
         ]
         assert all("division by zero" in row.message for row in rows[:2])
+        # each retried attempt keeps its whole traceback, the cause chained in
+        assert all("Traceback (most recent call last)" in row.traceback for row in rows[:2])
+        assert all("DivisionByZero" in row.traceback for row in rows[:2])
+        assert rows[2].traceback == ""
+        assert all(
+            row.args == [f"SELECT 1 / (CASE WHEN nextval('{sequence}') < 3 THEN 0 ELSE 1 END)"]
+            for row in rows
+        )
         assert all(row.job == "flaky-history" and row.engine == "celery" for row in rows)
         assert all(row.manual and row.worker and row.pid for row in rows)
         assert all(row.duration is not None and row.started <= row.finished for row in rows)
@@ -119,6 +127,50 @@ def test_history__celery_failing_twice_then_succeeding_shows_three_attempts(
         JobRun.objects.filter(job="flaky-history").delete()
         with connection.cursor() as cursor:
             cursor.execute(f"DROP SEQUENCE {sequence}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_history__failing_task_traceback_and_kwargs_reach_the_run_page(
+    history_queue: str, celery_app, admin_client
+) -> None:
+    """A task body that raises on a real worker: its run is ``failed`` with the full
+    traceback (the task's own frame included) and the kwargs it was called with, and the run's
+    admin page shows both and links to the job."""
+    schema = f"no_such_{uuid.uuid4().hex[:8]}"
+    try:
+        task_id = apply_and_run(
+            f"""
+            version: 1
+            jobs:
+              broken-reindex:
+                schedule: "@daily"
+                target: celery
+                task: tasks.maintenance.reindex_schema
+                kwargs: {{schema: {schema}}}
+            """,
+            history_queue,
+        )
+        with pytest.raises(Exception, match="does not exist"):
+            celery_app.AsyncResult(task_id).get(timeout=60)
+        run = wait_for(
+            lambda: JobRun.objects.filter(engine_run_id=task_id, status="failed").first(),
+            20,
+            "the failure to be recorded",
+        )
+        assert run.kwargs == {"schema": schema}
+        assert run.args == []
+        assert run.traceback.startswith("Traceback (most recent call last)")
+        assert 'tasks/maintenance.py", line' in run.traceback
+        assert "in reindex_schema" in run.traceback
+        assert f'schema "{schema}" does not exist' in run.traceback
+        page = admin_client.get(f"/admin/orchestrator/jobrun/{run.pk}/change/").content.decode()
+        assert "in reindex_schema" in page
+        assert f"&quot;schema&quot;: &quot;{schema}&quot;" in page
+        job = ManagedJob.objects.get(name="broken-reindex")
+        assert f"/admin/orchestrator/managedjob/{job.pk}/change/" in page
+    finally:
+        clear_engines()
+        JobRun.objects.filter(job="broken-reindex").delete()
 
 
 @pytest.mark.django_db
@@ -187,6 +239,7 @@ def test_history__pg_cron_job_that_raises_is_imported_as_failed_with_its_error()
         run = JobRun.objects.filter(job="raises-history", engine="pg_cron").latest("started")
         assert run.status == "failed"
         assert "division by zero" in run.message
+        assert "division by zero" in run.traceback  # pg_cron's return message
         assert run.pid
         assert run.finished
         assert run.duration is not None
