@@ -95,7 +95,6 @@ class JobRunAdmin(ReadOnlyAdmin):
         "job_col",
         "engine_col",
         "status_col",
-        "attempt",
         "duration_col",
         "where_col",
         "error_col",
@@ -152,6 +151,15 @@ class JobRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_col(self, obj: JobRun) -> Any:
+        """The badge, and which attempt it was when not the first (one column fewer)."""
+        if obj.attempt > 1 or obj.delivery > 1:
+            redelivered = f", delivery {obj.delivery}" if obj.delivery > 1 else ""
+            return format_html(
+                "{}<br><small>attempt {}{}</small>",
+                status_badge(obj.status),
+                obj.attempt,
+                redelivered,
+            )
         return status_badge(obj.status)
 
     @admin.display(description="duration", ordering="duration")
@@ -259,6 +267,7 @@ def _attempt(row: JobRun, current: bool) -> dict[str, Any]:
         "error": row.message if failed else "",
         "output": "" if failed else output_text(row.message),
         "traceback": row.traceback,
-        "args": output_text(row.args) if row.args is not None else None,
-        "kwargs": output_text(row.kwargs) if row.kwargs is not None else None,
+        # None: not recorded (older rows, pg_cron); "" : called with none
+        "args": None if row.args is None else (output_text(row.args) if row.args else ""),
+        "kwargs": None if row.kwargs is None else (output_text(row.kwargs) if row.kwargs else ""),
     }
