@@ -169,7 +169,11 @@ class JobRunAdmin(ReadOnlyAdmin):
     @admin.display(description="worker / pid")
     def where_col(self, obj: JobRun) -> Any:
         if obj.worker:
-            return format_html("{}<br><small>pid {}</small>", obj.worker, obj.pid or "?")
+            # A Celery hostname is name@host: the line may break after the "@", never mid-word.
+            name, at, host = obj.worker.partition("@")
+            return format_html(
+                "{}{}<wbr>{}<br><small>pid {}</small>", name, at, host, obj.pid or "?"
+            )
         return f"backend {obj.pid}" if obj.pid else "—"
 
     @admin.display(description="error / output")
