@@ -63,10 +63,26 @@ class ManagedJob(models.Model):
             ("apply_manifest", "Can apply the manifest to the engines"),
             ("pause_job", "Can pause and resume jobs"),
             ("run_job", "Can run a job now"),
+            ("prune_jobs", "Can delete jobs no longer in the manifest (prune)"),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.engine})"
+
+
+class ManifestPlan(ManagedJob):
+    """No data of its own: the admin index's entry for the Plan and apply page.
+
+    The admin index lists models, so the page a user applies the manifest from needs one to be
+    found there; a proxy of the registry adds no table. Its admin asks for the registry's own
+    view permission, so it has none of its own.
+    """
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = "plan and apply"
+        verbose_name_plural = "plan and apply"
 
 
 class StartupRun(models.Model):

@@ -10,9 +10,11 @@ from django.contrib import admin
 
 from orchestrator.admin import beat
 from orchestrator.admin.jobs import ManagedJobAdmin
+from orchestrator.admin.plan_entry import ManifestPlanAdmin
 from orchestrator.admin.runs import JobRunAdmin
-from orchestrator.models import JobRun, ManagedJob
+from orchestrator.models import JobRun, ManagedJob, ManifestPlan
 
 admin.site.register(ManagedJob, ManagedJobAdmin)
+admin.site.register(ManifestPlan, ManifestPlanAdmin)
 admin.site.register(JobRun, JobRunAdmin)
 beat.install(admin.site)

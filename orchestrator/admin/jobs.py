@@ -136,6 +136,11 @@ class ManagedJobAdmin(ReadOnlyAdmin):
     def has_apply_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orchestrator.apply_manifest")
 
+    def has_prune_permission(self, request: HttpRequest) -> bool:
+        return self.has_apply_permission(request) and request.user.has_perm(
+            "orchestrator.prune_jobs"
+        )
+
     # ------------------------------------------------------------------ list
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         last = JobRun.objects.filter(job=OuterRef("name")).order_by("-started", "-id")
@@ -246,6 +251,7 @@ class ManagedJobAdmin(ReadOnlyAdmin):
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         return [
             path("plan/", wrap(self.plan_view), name=f"{prefix}_plan"),
+            path("plan/confirm/", wrap(self.confirm_view), name=f"{prefix}_confirm"),
             path("plan/apply/", wrap(self.apply_view), name=f"{prefix}_apply"),
             path("unmanaged/", wrap(self.unmanaged_view), name=f"{prefix}_unmanaged"),
             path("<int:pk>/pause/", wrap(self.pause_view), name=f"{prefix}_pause"),
@@ -339,6 +345,11 @@ class ManagedJobAdmin(ReadOnlyAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         return plan_views.plan_page(self, request)
+
+    def confirm_view(self, request: HttpRequest) -> Any:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return plan_views.confirm_page(self, request)
 
     def apply_view(self, request: HttpRequest) -> Any:
         return _post_only(request) or plan_views.apply(self, request)

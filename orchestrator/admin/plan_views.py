@@ -1,15 +1,20 @@
-"""The Plan page (what ``jobs plan`` shows, and Apply), and the unmanaged jobs page.
+"""The Plan and apply pages, and the unmanaged jobs page.
 
-Apply is the same ``reconcile.apply`` as ``jobs apply``: one transaction under the apply lock,
-carried out only if the plan under the lock is the one the page showed (its fingerprint travels
-with the form), never pruning (deleting jobs stays a deliberate CLI act: ``jobs apply
---prune``). It needs ``orchestrator.apply_manifest``; the page itself only needs view permission
+Three steps, like ``jobs plan`` then ``jobs apply``: the Plan page shows each job's changes
+field by field (``plan_diff``); "Review and apply" opens a confirmation page that re-plans and
+says in words what an apply will do; only its button applies. The confirmation carries the
+fingerprint of the plan it showed, and ``reconcile.apply`` refuses (``PlanChanged``) when the
+plan under the apply lock differs, so what is applied is exactly what was confirmed. An apply
+POST without a fingerprint applies nothing and sends the user to the confirmation.
+
+Applying needs ``orchestrator.apply_manifest``; deleting jobs that left the manifest (prune)
+needs ``orchestrator.prune_jobs`` as well, checked on the server: the option is not shown to a
+user without it, and a forged ``prune`` answers 403. The pages themselves need view permission
 on jobs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -21,7 +26,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from orchestrator import desired, reconcile
-from orchestrator.cli.plan import SYMBOLS
+from orchestrator.admin import plan_diff
 from orchestrator.engines import backends
 from orchestrator.errors import ManifestInvalid, OrchestratorError
 from orchestrator.models import ManagedJob
@@ -29,47 +34,31 @@ from orchestrator.models import ManagedJob
 logger = logging.getLogger(__name__)
 
 
-def _changes(current: Any) -> list[dict[str, Any]]:
-    rows = []
-    for change in current.changes:
-        if change.action == "unchanged":
-            continue
-        target = change.target
-        if change.action == "update" and "target" in change.diff:
-            target = f"{change.diff['target']['from']} -> {change.diff['target']['to']}"
-        rows.append(
-            {
-                "symbol": SYMBOLS[change.action],
-                "action": change.action,
-                "name": change.name,
-                "target": target,
-                "diff": [
-                    (
-                        field,
-                        json.dumps(values.get("from"), default=str),
-                        json.dumps(values.get("to"), default=str),
-                    )
-                    for field, values in change.diff.items()
-                ]
-                if change.action in ("update", "drift")
-                else [],
-            }
-        )
-    return rows
+def _wants_prune(model_admin: Any, request: HttpRequest, data: Any) -> bool:
+    """Whether the request asks to prune; asking without the permission is refused (403)."""
+    if data.get("prune") not in ("1", "on", "true"):
+        return False
+    if not model_admin.has_prune_permission(request):
+        raise PermissionDenied
+    return True
 
 
-def plan_page(model_admin: Any, request: HttpRequest) -> TemplateResponse:
+def _page(model_admin: Any, request: HttpRequest, *, confirm: bool) -> TemplateResponse:
+    prune = _wants_prune(model_admin, request, request.GET) if confirm else False
     path = desired.manifest_path()
     context: dict[str, Any] = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
-        "title": "Plan",
+        "title": "Confirm the apply" if confirm else "Plan and apply",
+        "confirm": confirm,
+        "prune": prune,
         "manifest": str(path),
         "can_apply": model_admin.has_apply_permission(request),
+        "can_prune": model_admin.has_prune_permission(request),
         "errors": [],
-        "changes": [],
+        "cards": [],
         "summary": None,
-        "pending": False,
+        "pending": 0,
     }
     try:
         current = reconcile.plan(desired.place(desired.load(path)))
@@ -78,41 +67,77 @@ def plan_page(model_admin: Any, request: HttpRequest) -> TemplateResponse:
     except OrchestratorError as error:
         context["errors"] = [str(error)]
     else:
-        context["changes"] = _changes(current)
-        context["summary"] = current.summary()
-        context["pending"] = current.pending(prune=False)
-        context["fingerprint"] = reconcile.fingerprint(current)
-        context["unmanaged"] = len(current.unmanaged)
-    return TemplateResponse(request, "admin/orchestrator/plan.html", context)
+        context.update(
+            cards=plan_diff.cards(current, prune=prune),
+            summary=current.summary(),
+            pending=plan_diff.pending_count(current, prune),
+            orphans=len(current.of("delete")),
+            consequences=plan_diff.consequences(current, prune),
+            fingerprint=reconcile.fingerprint(current),
+        )
+    template = "admin/orchestrator/plan.html"
+    return TemplateResponse(request, template, context)
+
+
+def plan_page(model_admin: Any, request: HttpRequest) -> TemplateResponse:
+    """The plan: every job an apply would change, field by field."""
+    return _page(model_admin, request, confirm=False)
+
+
+def confirm_page(model_admin: Any, request: HttpRequest) -> TemplateResponse:
+    """The confirmation: the plan as of now, what applying it does, and the Apply button."""
+    if not model_admin.has_apply_permission(request):
+        raise PermissionDenied
+    return _page(model_admin, request, confirm=True)
 
 
 def apply(model_admin: Any, request: HttpRequest) -> HttpResponseRedirect:
+    """Apply the confirmed plan (its fingerprint in the form), or nothing."""
     if not model_admin.has_apply_permission(request):
         raise PermissionDenied
-    target = reverse("admin:orchestrator_managedjob_plan")
-    # The plan the user saw; without it (a scripted POST) the plan under the lock is applied.
+    prune = _wants_prune(model_admin, request, request.POST)
+    plan_url = reverse("admin:orchestrator_managedjob_plan")
     expected = request.POST.get("fingerprint") or None
+    if expected is None:
+        model_admin.message_user(
+            request, "Nothing was applied: review the changes and confirm them first.",
+            messages.WARNING,
+        )  # fmt: skip
+        return HttpResponseRedirect(reverse("admin:orchestrator_managedjob_confirm"))
     try:
-        outcome = reconcile.apply(desired.place(desired.load()), prune=False, expected=expected)
-    except reconcile.PlanChanged as changed:
-        model_admin.message_user(request, f"not applied: {changed}", messages.WARNING)
-        return HttpResponseRedirect(target)
+        outcome = reconcile.apply(desired.place(desired.load()), prune=prune, expected=expected)
+    except reconcile.PlanChanged:
+        model_admin.message_user(
+            request,
+            "Nothing was applied: the manifest or the engines changed after you confirmed. "
+            "Here is the plan as it is now; review it and apply again.",
+            messages.WARNING,
+        )
+        return HttpResponseRedirect(plan_url)
     except ManifestInvalid as invalid:
-        model_admin.message_user(request, f"not applied: {invalid}", messages.ERROR)
-        return HttpResponseRedirect(target)
-    except (OrchestratorError, DatabaseError) as error:
-        model_admin.message_user(request, f"not applied: {error}", messages.ERROR)
-        return HttpResponseRedirect(target)
+        model_admin.message_user(
+            request, f"Nothing was applied: the manifest is invalid. {invalid}", messages.ERROR
+        )
+        return HttpResponseRedirect(plan_url)
+    except OrchestratorError as error:
+        model_admin.message_user(request, f"Nothing was applied: {error}", messages.ERROR)
+        return HttpResponseRedirect(plan_url)
+    except DatabaseError as error:
+        # The database's own words may name tables and SQL: they go to the log, not the page.
+        logger.warning("apply from the admin failed", extra={"error": str(error)})
+        model_admin.message_user(
+            request,
+            "Nothing was applied: the database refused the changes (the server log says why).",
+            messages.ERROR,
+        )
+        return HttpResponseRedirect(plan_url)
     summary = outcome.summary()
     logger.info(
-        "manifest applied from the admin", extra={"summary": summary, "user": request.user.pk}
+        "manifest applied from the admin",
+        extra={"summary": summary, "prune": prune, "user": request.user.pk},
     )
-    model_admin.message_user(
-        request,
-        "applied: " + ", ".join(f"{count} {action}" for action, count in summary.items() if count),
-        messages.SUCCESS,
-    )
-    return HttpResponseRedirect(target)
+    model_admin.message_user(request, plan_diff.applied_message(summary), messages.SUCCESS)
+    return HttpResponseRedirect(plan_url)
 
 
 def unmanaged_jobs() -> list[dict[str, Any]]:

@@ -108,7 +108,7 @@ def test_admin_browser__login_see_pause_and_run_now(
     assert page.locator("#result_list", has_text="e2e-task").count() == 1
     shot(page, "06-runs")
     page.goto(f"{base}/admin/orchestrator/managedjob/plan/")
-    assert "No changes: both engines match the manifest." in page.content()
+    assert "Nothing to apply: both engines match the manifest." in page.content()
     shot(page, "07-plan")
     page.goto(f"{base}/admin/orchestrator/managedjob/unmanaged/")
     shot(page, "08-unmanaged")

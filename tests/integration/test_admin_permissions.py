@@ -214,6 +214,44 @@ def test_admin_permissions__changelist_actions(role: str, jobs: dict[str, Manage
     assert task.enabled is (role != "superuser")  # operator has no change_periodictask
 
 
+def test_admin_permissions__prune_needs_its_own_permission(
+    jobs: dict[str, ManagedJob], settings, tmp_path: Path
+) -> None:
+    """Deleting jobs gone from the manifest needs ``orchestrator.prune_jobs`` on top of apply:
+    without it the plan page offers no prune, the confirmation and the apply answer 403 to a
+    forged ``prune`` and delete nothing; with it the confirmed prune deletes the job. An apply
+    POST without a confirmed plan applies nothing."""
+    manifest = tmp_path / "pruned.yaml"
+    manifest.write_text(textwrap.dedent(MANIFEST).split("  perm-task:")[0])
+    settings.ORCHESTRATOR_MANIFEST = str(manifest)
+    plan_url = reverse("admin:orchestrator_managedjob_plan")
+    confirm_url = reverse("admin:orchestrator_managedjob_confirm")
+    apply_url = reverse("admin:orchestrator_managedjob_apply")
+
+    operator = _client("operator")
+    page = operator.get(plan_url)
+    assert page.status_code == 200
+    assert b'name="prune"' not in page.content
+    assert operator.get(confirm_url + "?prune=1").status_code == 403
+    shown = operator.get(confirm_url).context["fingerprint"]
+    assert operator.post(apply_url, {"fingerprint": shown, "prune": "1"}).status_code == 403
+    assert operator.post(apply_url).status_code == 302  # no confirmed plan: nothing applied
+    assert ManagedJob.objects.filter(name="perm-task").exists()
+
+    pruner = Client()
+    user = User.objects.create_user("u-pruner", password="x", is_staff=True)
+    for name in (*OPERATOR, "orchestrator.prune_jobs"):
+        app_label, codename = name.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    pruner.force_login(user)
+    assert b'name="prune"' in pruner.get(plan_url).content
+    shown = pruner.get(confirm_url + "?prune=1").context["fingerprint"]
+    assert pruner.post(apply_url, {"fingerprint": shown, "prune": "1"}).status_code == 302
+    assert not ManagedJob.objects.filter(name="perm-task").exists()
+
+
 def test_admin_permissions__csrf_is_enforced_on_controls(jobs: dict[str, ManagedJob]) -> None:
     """A control POSTed without the CSRF token is refused (403) even for a superuser."""
     client = Client(enforce_csrf_checks=True)

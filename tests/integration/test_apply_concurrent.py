@@ -131,7 +131,7 @@ def test_apply__admin_apply_of_a_stale_plan_changes_nothing(tmp_path: Path, sett
     response = client.post(
         reverse("admin:orchestrator_managedjob_apply"), {"fingerprint": shown}, follow=True
     )
-    assert any("not applied" in str(message) for message in response.context["messages"])
+    assert any("Nothing was applied" in str(message) for message in response.context["messages"])
     assert snapshot() == before
     fresh = client.get(reverse("admin:orchestrator_managedjob_plan")).context["fingerprint"]
     client.post(reverse("admin:orchestrator_managedjob_apply"), {"fingerprint": fresh})

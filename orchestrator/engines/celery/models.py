@@ -2,7 +2,8 @@
 
 ``Worker`` has no table: workers live in Celery, not in the database. The model exists so the
 admin can list a "Workers" page and so its permissions are real, assignable Django permissions:
-``view_worker`` to see the live fleet, ``drain_worker`` to drain and resume workers.
+``view_worker`` to see the live fleet, ``drain_worker`` to drain and resume workers,
+``scale_worker`` to grow or shrink a worker's pool.
 ``BeatDue`` is beat's index of when each periodic task is next due.
 """
 
@@ -18,7 +19,10 @@ class Worker(models.Model):
         managed = False
         db_table = "celery_engine_worker_unmanaged"
         default_permissions = ("view",)
-        permissions = [("drain_worker", "Can drain and resume Celery workers")]
+        permissions = [
+            ("drain_worker", "Can drain and resume Celery workers"),
+            ("scale_worker", "Can grow and shrink a Celery worker's pool"),
+        ]
         verbose_name = "worker"
         verbose_name_plural = "workers"
 
