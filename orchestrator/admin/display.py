@@ -124,13 +124,24 @@ def as_instant(value: datetime | str | None) -> datetime | None:
     return timezone.make_aware(when) if timezone.is_naive(when) else when
 
 
-def absolute_text(value: datetime | str | None) -> str:
-    """ "2026-12-01 10:00:00 UTC": the site's time zone, seconds, and the zone's name."""
+def absolute_text(value: datetime | str | None, *, zone: bool = True) -> str:
+    """ "2026-12-01 10:00:00 UTC": the site's time zone, seconds, and the zone's name.
+
+    ``zone=False`` leaves the name out, for a table that states the zone once in its header
+    rather than on every row."""
     when = as_instant(value)
     if when is None:
         return "—"
     local = timezone.localtime(when)
+    if not zone:
+        return f"{local:%Y-%m-%d %H:%M:%S}"
     return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or local.strftime('%z')}"
+
+
+def zone_name() -> str:
+    """The name of the zone instants are shown in (the site's), e.g. "UTC"."""
+    local = timezone.localtime(timezone.now())
+    return local.tzname() or local.strftime("%z")
 
 
 def relative_text(value: datetime | str | None, now: datetime | None = None) -> str:
@@ -156,7 +167,9 @@ def relative_text(value: datetime | str | None, now: datetime | None = None) -> 
     return f"in {amount}" if delta > 0 else f"{amount} ago"
 
 
-def instant_html(value: datetime | str | None, now: datetime | None = None) -> SafeString | str:
+def instant_html(
+    value: datetime | str | None, now: datetime | None = None, *, zone: bool = True
+) -> SafeString | str:
     """An instant, absolute and relative, in ``<time datetime=ISO title=ISO>``: the page reads
     "2026-12-01 10:00:00 UTC (3 h ago)" and the title keeps the microseconds and offset."""
     when = as_instant(value)
@@ -167,7 +180,7 @@ def instant_html(value: datetime | str | None, now: datetime | None = None) -> S
         '<time class="orch-time" datetime="{}" title="{}">{} <small>({})</small></time>',
         exact,
         exact,
-        absolute_text(when),
+        absolute_text(when, zone=zone),
         relative_text(when, now),
     )
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -28,27 +30,53 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from orchestrator import operations
+from orchestrator import engine_times, operations
 from orchestrator.admin import plan_views
 from orchestrator.admin.display import (
     absolute_text,
     duration_html,
+    duration_text,
     engine_badge,
     instant_html,
+    relative_text,
     run_chart,
     schedule_words,
     status_badge,
+    zone_name,
 )
 from orchestrator.engines import backends
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import JobRun, ManagedJob
-from orchestrator.status import State, job_statuses
+from orchestrator.status import JobStatus, State, job_statuses
 from project.admin_base import ReadOnlyAdmin
 
 logger = logging.getLogger(__name__)
 
 #: runs shown (and charted) on a job's page
 DETAIL_RUNS = 50
+#: upcoming run times listed on a job's page
+UPCOMING = 5
+
+
+def _site_zone() -> str:
+    return str(settings.TIME_ZONE)
+
+
+def upcoming_runs(found: JobStatus, count: int = UPCOMING) -> list[datetime]:
+    """The next ``count`` instants the job's engine will start it (none when it will not:
+    paused, ended, missing from its engine). Counted on from the status model's next run, so
+    an interval job's list starts from its engine's own last run."""
+    first = found.next_run
+    if first is None or count < 1:
+        return []
+    backend = backends().get(found.job.engine)
+    if backend is None:
+        return [first]
+    job = found.job
+    later = engine_times.next_runs(
+        backend, job.trigger, job.timezone, count - 1, first, last_run=first
+    )
+    return [first, *later]
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -110,16 +138,18 @@ class TagFilter(admin.SimpleListFilter):
 
 
 class ManagedJobAdmin(ReadOnlyAdmin):
+    # One line per fact, no wrapping (the list's CSS): a job is one compact row, its
+    # description under its name. The job's time zone shows only where it differs from the
+    # site's, and the zone instants are shown in is said once, in the headers.
     list_display = (
-        "name",
+        "name_col",
         "engine_col",
         "schedule_col",
-        "timezone_col",
         "state_col",
         "next_run_col",
         "last_run_col",
-        "missed_col",
     )
+    list_display_links = ("name_col",)
     list_filter = ("engine", StateFilter, LastRunFilter, TagFilter)
     search_fields = ("name", "definition__description")
     list_per_page = 100
@@ -164,11 +194,24 @@ class ManagedJobAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
         context = {
+            "site_zone": zone_name(),
             "schedulers": [backend.health() for backend in backends().values()],
             "can_apply": self.has_apply_permission(request),
             **(extra_context or {}),
         }
         return super().changelist_view(request, context)
+
+    @admin.display(description="job", ordering="name")
+    def name_col(self, obj: ManagedJob) -> Any:
+        description = str(obj.definition.get("description") or "")
+        if not description:
+            return format_html('<span class="orch-name">{}</span>', obj.name)
+        return format_html(
+            '<span class="orch-name">{}</span><span class="orch-description" title="{}">{}</span>',
+            obj.name,
+            description,
+            description,
+        )
 
     @admin.display(description="engine", ordering="engine")
     def engine_col(self, obj: ManagedJob) -> Any:
@@ -177,48 +220,62 @@ class ManagedJobAdmin(ReadOnlyAdmin):
     @admin.display(description="schedule")
     def schedule_col(self, obj: ManagedJob) -> Any:
         text, words = schedule_words(obj.definition)
+        zone = str(obj.definition.get("timezone") or "UTC")
+        trigger = obj.definition.get("trigger")
+        cron = isinstance(trigger, dict) and trigger.get("kind") == "cron"
         return format_html(
-            "<code style='white-space:nowrap'>{}</code><br><small>{}</small>", text, words
+            '<code class="orch-schedule">{}</code>{}{}',
+            text,
+            format_html(' <span class="orch-zone">{}</span>', zone) if zone != _site_zone() else "",
+            format_html('<span class="orch-words" title="{}">{}</span>', words, words)
+            if cron and words
+            else "",
         )
-
-    @admin.display(description="time zone")
-    def timezone_col(self, obj: ManagedJob) -> str:
-        return str(obj.definition.get("timezone") or "UTC")
 
     @admin.display(description="state")
     def state_col(self, obj: ManagedJob) -> Any:
         found = getattr(obj, "status", None)
         if found is None:
             return "—"
+        missed = ""
+        if found.missed is not None and found.missed_count:
+            missed = format_html(
+                '<span class="orch-missed" title="scheduled runs that did not happen in the '
+                'last 24 h">{} missed</span>',
+                found.missed_count,
+            )
         return format_html(
-            '<span class="orch-state" title="{}">{}</span>', found.detail, found.state.value
+            '<span class="orch-state" title="{}">{}</span>{}',
+            found.detail,
+            found.state.value,
+            missed,
         )
 
     @admin.display(description="next run")
     def next_run_col(self, obj: ManagedJob) -> Any:
         found = getattr(obj, "status", None)
-        return instant_html(found.next_run) if found is not None else "—"
+        return instant_html(found.next_run, zone=False) if found is not None else "—"
 
     @admin.display(description="last run", ordering="last_started")
     def last_run_col(self, obj: ManagedJob) -> Any:
         status = getattr(obj, "last_status", None)
         if status is None:
             return "never"
+        started = getattr(obj, "last_started", None)
+        if started is None:
+            return status_badge(status)
+        # Two short lines, as every column: the outcome and how long ago, then the instant;
+        # the duration is in the title (and on the job's page).
         return format_html(
-            "{} {}<br><small>{}</small>",
+            '<time class="orch-last" datetime="{}" title="{} · took {}">{} {}'
+            '<small class="orch-when">{}</small></time>',
+            started.isoformat(),
+            absolute_text(started),
+            duration_text(getattr(obj, "last_duration", None)),
             status_badge(status),
-            duration_html(getattr(obj, "last_duration", None)),
-            instant_html(getattr(obj, "last_started", None)),
+            relative_text(started),
+            absolute_text(started, zone=False),
         )
-
-    @admin.display(description="missed (24 h)")
-    def missed_col(self, obj: ManagedJob) -> Any:
-        found = getattr(obj, "status", None)
-        if found is None or found.missed is None:
-            return "—"
-        if found.missed_count:
-            return format_html('<strong style="color:#dc3545">{}</strong>', found.missed_count)
-        return 0
 
     # ------------------------------------------------------------------ actions
     @admin.action(description="Pause selected jobs", permissions=["pause"])
@@ -300,6 +357,8 @@ class ManagedJobAdmin(ReadOnlyAdmin):
             "chart": chart,
             "missed": found.missed,
             "next_run": found.next_run,
+            "upcoming": upcoming_runs(found),
+            "job_zone": str(job.definition.get("timezone") or "UTC"),
             "can_pause": self.has_pause_permission(request),
             "can_run": self.has_run_permission(request),
             "runs_url": reverse("admin:orchestrator_jobrun_changelist") + f"?job={job.name}",
