@@ -179,6 +179,9 @@ def _staff(username: str, *codenames: str) -> Any:
 
 @pytest.mark.django_db
 def test_admin_workers_page_and_its_guarded_drain(worker: Worker) -> None:
+    """View permission shows the page and no control; drain needs ``drain_worker`` and scale
+    ``scale_worker`` (403 on the confirmation and on the POST, nothing changed); a permitted
+    drain is confirmed first and then takes effect, and resume undoes it."""
     import re
 
     from django.test import Client
@@ -202,8 +205,23 @@ def test_admin_workers_page_and_its_guarded_drain(worker: Worker) -> None:
         403
     )  # no CSRF token
     page = operator.get("/admin/celery_engine/worker/").content.decode()
-    assert 'value="Drain"' in page
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    assert "action=drain&amp;worker=" in page
+    assert "action=scale" not in page  # no scale permission: no scale buttons
+    confirm = operator.get(
+        "/admin/celery_engine/worker/confirm/", {"action": "drain", "worker": worker.hostname}
+    ).content.decode()
+    assert 'value="Drain"' in confirm
+    assert my_view(fleet("status", "--heartbeat-wait", "0")[0], worker)["queues"] != []
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', confirm).group(1)
+    assert operator.get(
+        "/admin/celery_engine/worker/confirm/",
+        {"action": "scale", "worker": worker.hostname, "size": "3"},
+    ).status_code == 403  # fmt: skip
+    assert operator.post(
+        "/admin/celery_engine/worker/scale/",
+        {"worker": worker.hostname, "size": "3", "csrfmiddlewaretoken": token},
+    ).status_code == 403  # fmt: skip
+    assert len(my_view(fleet("status", "--heartbeat-wait", "0")[0], worker)["processes"]) == 2
     done = operator.post(
         "/admin/celery_engine/worker/drain/",
         {"worker": worker.hostname, "csrfmiddlewaretoken": token},
@@ -211,7 +229,7 @@ def test_admin_workers_page_and_its_guarded_drain(worker: Worker) -> None:
     assert done.status_code == 302
     assert my_view(fleet("status", "--heartbeat-wait", "0")[0], worker)["queues"] == []
     page = operator.get("/admin/celery_engine/worker/").content.decode()
-    assert 'value="Resume"' in page
+    assert "action=resume&amp;worker=" in page
     done = operator.post(
         "/admin/celery_engine/worker/resume/",
         {"worker": worker.hostname, "csrfmiddlewaretoken": token},

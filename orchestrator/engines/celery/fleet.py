@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: kombu's separator between a queue name and its priority (kombu.transport.redis.Channel.sep).
 PRIORITY_SEP = "\x06\x16"
+#: kombu's Redis set of the queues bound to a fanout exchange; every live worker binds its
+#: ``<hostname>.<exchange>`` queue to the control exchange (``celery.pidbox``)
+BINDINGS = "_kombu.binding.{exchange}"
 DRAIN_RECORD = "orchestrator:fleet:drained:{hostname}"
 
 
@@ -73,6 +76,8 @@ class WorkerView:
     active: list[dict[str, Any]] = field(default_factory=list)
     reserved: list[dict[str, Any]] = field(default_factory=list)
     uptime: int | None = None
+    #: tasks the worker accepted since it started (its own ``stats`` count)
+    processed: int | None = None
     last_heartbeat: str | None = None
     heartbeat_source: str = "reply"
     drained_queues: list[str] = field(default_factory=list)
@@ -82,7 +87,9 @@ def _task_summary(task: dict[str, Any]) -> dict[str, Any]:
     started = task.get("time_start")
     return {
         "id": task.get("id"),
+        # the job's name for a job run (the runner's ``shadow_name``), else the task's
         "name": task.get("name"),
+        "task": task.get("type") or task.get("name"),
         "started_at": datetime.fromtimestamp(started, UTC).isoformat() if started else None,
         "worker_pid": task.get("worker_pid"),
     }
@@ -125,6 +132,27 @@ class Fleet:
             f"worker {hostname!r} did not answer; workers that did: {', '.join(answered)}"
         )
 
+    def bound_workers(self) -> list[str]:
+        """The hostnames whose control queue is bound in Redis: the workers a broadcast should
+        hear from. Knowing how many lets a broadcast return as soon as they have answered
+        instead of always waiting its whole timeout. A worker killed without a clean stop may
+        stay bound; then the broadcast waits its timeout, as it would anyway."""
+        exchange = f"{self.app.conf.control_exchange}.pidbox"
+        suffix = f".{exchange}"
+        client = self.redis()
+        try:
+            members = client.smembers(f"{self.key_prefix}{BINDINGS.format(exchange=exchange)}")
+        except redis.RedisError:
+            return []  # the broadcast below says what is wrong with the broker
+        finally:
+            client.close()
+        names = []
+        for member in members:
+            queue = member.decode("utf-8", "replace").rsplit(PRIORITY_SEP, 1)[-1]
+            if queue.endswith(suffix):
+                names.append(queue[: -len(suffix)])
+        return sorted(names)
+
     def heartbeats(self, wait: float) -> dict[str, datetime]:
         """The latest ``worker-heartbeat`` instant per worker seen within ``wait`` seconds."""
         seen: dict[str, datetime] = {}
@@ -149,11 +177,13 @@ class Fleet:
 
     def workers(self, hostname: str | None = None, heartbeat_wait: float = 0.0) -> list[WorkerView]:
         """Every worker that answered ``stats`` (or just ``hostname``), with its live state."""
-        destination = [hostname] if hostname else None
         # A broadcast waits its whole timeout unless told how many replies to expect: one for a
-        # named worker; after ``stats``, as many as answered it.
+        # named worker, else as many as are bound (``bound_workers``); after ``stats``, as many
+        # as answered it.
+        bound = [] if hostname else self.bound_workers()
+        expected = 1 if hostname else (len(bound) or None)
         inspect = self.app.control.inspect(
-            destination=destination, timeout=self.timeout, limit=1 if hostname else None
+            destination=[hostname] if hostname else None, timeout=self.timeout, limit=expected
         )
         stats = inspect.stats() or {}
         answered_at = datetime.now(UTC)
@@ -185,6 +215,7 @@ class Fleet:
                     active=[_task_summary(t) for t in active.get(name, [])],
                     reserved=[_task_summary(t) for t in reserved.get(name, [])],
                     uptime=info.get("uptime"),
+                    processed=sum((info.get("total") or {}).values()),
                     last_heartbeat=(beat or answered_at).isoformat(),
                     heartbeat_source="event" if beat else "reply",
                     drained_queues=[q["name"] for q in self.drain_record(name)],
