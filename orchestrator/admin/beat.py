@@ -7,8 +7,12 @@ see the list could stop every schedule or fire any task. Here enable/disable/tog
 
 A *managed* row (the periodic task of a manifest job, named in the registry) belongs to the
 manifest: the list marks it and links to its job's page, its change form is read-only and it
-cannot be deleted. Enable/disable stay possible (operational state: the status model shows an
-outside pause as drift, and the next apply restores it). The row carries only the job's name
+cannot be deleted. Every managed row calls the same runner task, so the stock "task" filter
+would offer one useless choice: the list filters instead by who manages a row (the manifest
+or nobody), by job name, and by task among the hand-made rows only.
+
+Enable/disable stay possible (operational state: the status model shows an outside pause as
+drift, and the next apply restores it). The row carries only the job's name
 anyway (the runner reads the definition from the registry), so even a write that got past
 this admin could not change what runs. Hand-made periodic tasks stay fully editable.
 """
@@ -56,8 +60,81 @@ def _without_managed(queryset: QuerySet) -> QuerySet:
     return PeriodicTask.objects.filter(pk__in=list(hand_made.values_list("pk", flat=True)))
 
 
+class ManagedFilter(admin.SimpleListFilter):
+    title = "managed by"
+    parameter_name = "managed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("manifest", "the manifest"), ("hand", "nobody (made by hand)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "manifest":
+            return queryset.filter(managed_job_id__isnull=False)
+        if self.value() == "hand":
+            return queryset.filter(managed_job_id__isnull=True)
+        return queryset
+
+
+class JobFilter(admin.SimpleListFilter):
+    """A box for part of a job's name (there may be thousands of jobs): managed rows only."""
+
+    title = "job"
+    parameter_name = "job"
+    template = "admin/orchestrator/input_filter.html"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("", "")]  # one entry so the filter renders; the template shows a text box
+
+    def choices(self, changelist: Any) -> Any:
+        kept = [
+            (key, value)
+            for key, values in changelist.params.items()
+            if key != self.parameter_name
+            for value in (values if isinstance(values, list) else [values])
+        ]
+        yield {"hidden": kept, "value": self.value() or ""}
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = (self.value() or "").strip()
+        if not value:
+            return queryset
+        return queryset.filter(managed_job_id__isnull=False, name__icontains=value)
+
+
+class HandMadeTaskFilter(admin.SimpleListFilter):
+    """The stock task filter over the hand-made rows (managed ones all run the runner)."""
+
+    title = "task (made by hand)"
+    parameter_name = "hand_task"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        tasks = (
+            managed_job_ids(PeriodicTask.objects.all())
+            .filter(managed_job_id__isnull=True)
+            .order_by("task")
+            .values_list("task", flat=True)
+            .distinct()[:200]
+        )
+        return [(task, task) for task in tasks]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(managed_job_id__isnull=True, task=value)
+
+
 class GuardedPeriodicTaskAdmin(PeriodicTaskAdmin):
     list_display = ("name", "managed_by", *PeriodicTaskAdmin.list_display[1:])
+    list_filter = (
+        ManagedFilter,
+        JobFilter,
+        "enabled",
+        "one_off",
+        HandMadeTaskFilter,
+        "start_time",
+        "last_run_at",
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return managed_job_ids(super().get_queryset(request))
@@ -68,7 +145,11 @@ class GuardedPeriodicTaskAdmin(PeriodicTaskAdmin):
         if job_id is None:
             return "—"
         url = reverse("admin:orchestrator_managedjob_change", args=[job_id])
-        return format_html('<a href="{}">the manifest (job page)</a>', url)
+        return format_html(
+            '<span class="orch-managed" style="white-space:nowrap">manifest · read-only</span><br>'
+            '<a href="{}">job page</a>',
+            url,
+        )
 
     # ------------------------------------------------------------------ managed rows: read-only
     def has_change_permission(self, request: HttpRequest, obj: PeriodicTask | None = None) -> bool:
