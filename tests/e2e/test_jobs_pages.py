@@ -15,7 +15,7 @@ from django.utils import timezone
 from orchestrator import desired, reconcile
 from orchestrator.models import JobRun, ManagedJob
 from tests.conftest import ROOT
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import ARTIFACTS, shot
 from tests.integration.reconcile_helpers import clear_engines
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -36,6 +36,13 @@ def catalog(settings) -> Iterator[int]:
             job=name, engine=engine, engine_run_id=f"e2e-{index}", status="failed",
             started=now - timedelta(minutes=5), finished=now,
             duration=timedelta(minutes=4, seconds=59), message="boom",
+        )  # fmt: skip
+    for day in range(1, 8):  # a week of nightly runs on the job page the test opens
+        JobRun.objects.create(
+            job="vacuum-analyze", engine="celery", engine_run_id=f"e2e-night-{day}",
+            status="succeeded", started=now - timedelta(days=day),
+            finished=now - timedelta(days=day) + timedelta(seconds=40 + 7 * day),
+            duration=timedelta(seconds=40 + 7 * day), worker="celery@web-1", pid=4100 + day,
         )  # fmt: skip
     try:
         yield ManagedJob.objects.count()
@@ -60,6 +67,7 @@ def test_jobs_pages__read_well_at_1440_and_390_px(
     base = admin_login(browser_page)
     page = browser_page
     _job_list(page, base, "jobs-1440")
+    page.screenshot(path=str(ARTIFACTS / "readme-jobs.png"))
     assert page.evaluate(OVERFLOW) <= 0
     results = page.locator("#changelist .results")
     assert results.evaluate("e => e.scrollWidth <= e.clientWidth"), "the table scrolls at 1440 px"
@@ -92,5 +100,7 @@ def test_jobs_pages__read_well_at_1440_and_390_px(
         view.goto(f"{base}/admin/orchestrator/managedjob/{job.pk}/change/")
         view.wait_for_selector(".orch-job")
         shot(view, f"job-{label}")
+        if label == "1440":  # the README's picture: what a screen shows, not the whole page
+            view.screenshot(path=str(ARTIFACTS / "readme-job.png"))
         assert view.evaluate(OVERFLOW) <= 0, f"the job page scrolls sideways at {label} px"
         assert view.locator(".orch-upcoming li").count() == 5
