@@ -79,7 +79,7 @@ def _pending(path: Path) -> bool:
 
 
 def test_plan_page__applies_only_what_was_confirmed_and_prune_needs_its_permission(
-    browser_page, admin_login, edited_manifest
+    browser_page, narrow_page, admin_login, edited_manifest
 ) -> None:
     """An applier without the prune permission: the index leads to the page, the diff is per
     field and coloured, Review shows the confirmation and changes nothing, Apply applies
@@ -103,6 +103,12 @@ def test_plan_page__applies_only_what_was_confirmed_and_prune_needs_its_permissi
     button = page.locator("input[value='Review and apply…']")
     assert button.is_enabled()
     shot(page, "plan-wide")
+    narrow_page.context.add_cookies(page.context.cookies())
+    narrow_page.goto(page.url)
+    shot(narrow_page, "plan-390")
+    assert narrow_page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
 
     button.click()
     page.wait_for_selector("#orch-confirm")

@@ -148,7 +148,8 @@ class Fleet:
             client.close()
         names = []
         for member in members:
-            queue = member.decode("utf-8", "replace").rsplit(PRIORITY_SEP, 1)[-1]
+            text = member.decode("utf-8", "replace") if isinstance(member, bytes) else member
+            queue = text.rsplit(PRIORITY_SEP, 1)[-1]
             if queue.endswith(suffix):
                 names.append(queue[: -len(suffix)])
         return sorted(names)
