@@ -21,7 +21,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -44,10 +43,11 @@ from orchestrator.admin.display import (
     status_badge,
     zone_name,
 )
+from orchestrator.admin.job_filters import LastRunFilter, StateFilter, TagFilter
 from orchestrator.engines import backends
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import JobRun, ManagedJob
-from orchestrator.status import JobStatus, State, job_statuses
+from orchestrator.status import JobStatus, job_statuses
 from project.admin_base import ReadOnlyAdmin
 
 logger = logging.getLogger(__name__)
@@ -77,64 +77,6 @@ def upcoming_runs(found: JobStatus, count: int = UPCOMING) -> list[datetime]:
         backend, job.trigger, job.timezone, count - 1, first, last_run=first
     )
     return [first, *later]
-
-
-class StateFilter(admin.SimpleListFilter):
-    """Filters on the live state (``orchestrator.status``), not on registry columns: the
-    engines decide whether a job is paused or drifting, so the filter asks them."""
-
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(state.value, state.value) for state in State]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if not value:
-            return queryset
-        names = [s.name for s in job_statuses(queryset.model.objects.all()) if s.state == value]
-        return queryset.filter(name__in=names)
-
-
-class LastRunFilter(admin.SimpleListFilter):
-    title = "last run"
-    parameter_name = "last_run"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [
-            ("succeeded", "succeeded"),
-            ("failed", "failed"),
-            ("running", "running"),
-            ("never", "never ran"),
-        ]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if value == "never":
-            return queryset.filter(last_status__isnull=True)
-        if value:
-            return queryset.filter(last_status=value)
-        return queryset
-
-
-class TagFilter(admin.SimpleListFilter):
-    title = "tag"
-    parameter_name = "tag"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT DISTINCT tag FROM orchestrator_managedjob, "
-                "jsonb_array_elements_text(CASE jsonb_typeof(definition->'tags') "
-                "WHEN 'array' THEN definition->'tags' ELSE '[]'::jsonb END) AS tag "
-                "ORDER BY tag LIMIT 200"
-            )
-            return [(tag, tag) for (tag,) in cursor.fetchall()]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        return queryset.filter(definition__tags__contains=[value]) if value else queryset
 
 
 class ManagedJobAdmin(ReadOnlyAdmin):
