@@ -26,7 +26,10 @@ class Migration(migrations.Migration):
             name="args",
             field=models.JSONField(
                 blank=True,
-                help_text="what the job's body was called with: a task's args, a command's argv, the SQL text (empty for runs recorded before it was kept)",
+                help_text=(
+                    "what the job's body was called with: a task's args, a "
+                    "command's argv, the SQL text (empty for runs recorded before it was kept)"
+                ),
                 null=True,
             ),
         ),
@@ -44,7 +47,10 @@ class Migration(migrations.Migration):
                 blank=True,
                 db_default="",
                 default="",
-                help_text="the failure's full traceback, at most 65536 characters (pg_cron: its return message)",
+                help_text=(
+                    "the failure's full traceback, at most 65536 characters "
+                    "(pg_cron: its return message)"
+                ),
             ),
         ),
         migrations.AddConstraint(
