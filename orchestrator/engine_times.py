@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 from orchestrator.engines.base import Backend
-from orchestrator.schedules import zone
+from orchestrator.schedules import aligned_after, zone
 from orchestrator.specs import Trigger
 
 
@@ -29,16 +29,13 @@ def aware_utc(moment: datetime) -> datetime:
 
 
 def interval_runs(seconds: int, after: datetime, last_run: datetime | None) -> Iterator[datetime]:
-    """An interval counted from the previous run (from ``after`` when none is known)."""
+    """An ``every`` interval's runs after ``after``: aligned to the clock (the multiples of
+    ``seconds`` since the Unix epoch), whatever the last run was (``schedules``)."""
     step = timedelta(seconds=seconds)
-    after = aware_utc(after)
-    cursor = aware_utc(last_run) if last_run is not None else after
-    if cursor < after:  # skip the intervals already behind us
-        cursor += step * ((after - cursor) // step)
+    cursor = aligned_after(seconds, aware_utc(after))
     while True:
+        yield cursor
         cursor += step
-        if cursor > after:
-            yield cursor
 
 
 def next_runs(

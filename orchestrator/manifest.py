@@ -36,7 +36,8 @@ from orchestrator.manifest_fields import (
     shorten,
     suggest,
 )
-from orchestrator.specs import At, JobSpec, SqlBody, TaskBody
+from orchestrator.schedules import shortest_gap
+from orchestrator.specs import At, JobSpec, SqlBody, Startup, TaskBody
 from orchestrator.sql_analysis import analyse_sql
 from orchestrator.yaml_source import DEFAULT_MAX_BYTES, Node, YamlProblem, compose
 
@@ -325,6 +326,7 @@ class _Loader:
                 values[field] = parsed
         self.exactly_one(name, key.line, bodies, "body", "sql, task or command")
         self.exactly_one(name, key.line, triggers, "trigger", "schedule, at or 'on: startup'")
+        own = set(lines)
         for field, (value, line) in defaults.items():
             if field not in lines:
                 values[field] = value
@@ -336,6 +338,8 @@ class _Loader:
                     f"{field} only apply to a task body", lines[field], job=name, field=field
                 )
         self.not_past(name, values, lines)
+        trigger_value = next((values[f] for f, _ in triggers if f in values), None)
+        self.scheduling(name, trigger_value, values, lines, own)
         if len(self.errors) > before or body is None:  # exactly_one reported a missing body
             return None
         trigger = next(values[field] for field, _ in triggers)
@@ -349,6 +353,51 @@ class _Loader:
             field_lines=MappingProxyType(lines),
             **options,
         )
+
+    def scheduling(
+        self, job: str, trigger: Any, values: dict[str, Any], lines: dict[str, int], own: set[str]
+    ) -> None:
+        """``catch_up``, ``catch_up_limit`` and ``jitter`` against the trigger and each other.
+
+        They shape a recurring schedule: set on a one-time or start-up job they are an error,
+        inherited from ``defaults`` they are dropped for it. A jitter must stay below the
+        shortest gap between two runs, or a late start would pass the next slot.
+        """
+        gap = shortest_gap(trigger) if trigger is not None else None
+        for field in ("catch_up", "catch_up_limit", "jitter"):
+            if field not in values or trigger is None or gap is not None:
+                continue
+            if field in own:
+                self.error(
+                    f"applies to a recurring schedule; this job runs {_trigger_word(trigger)}",
+                    lines[field],
+                    job=job,
+                    field=field,
+                )
+            del values[field]
+        if "catch_up_limit" in values and values.get("catch_up") != "all":
+            if "catch_up_limit" in own:
+                self.error(
+                    "bounds catch_up: all; this job "
+                    + (
+                        f"has catch_up: {values['catch_up']}"
+                        if "catch_up" in values
+                        else "does not set catch_up"
+                    ),
+                    lines["catch_up_limit"],
+                    job=job,
+                    field="catch_up_limit",
+                )
+            del values["catch_up_limit"]
+        jitter = values.get("jitter")
+        if jitter is not None and gap is not None and jitter >= gap:
+            self.error(
+                f"{jitter} s is not shorter than the {gap} s between two runs of this schedule, "
+                "so a jittered run could start after the next one is due",
+                lines["jitter"],
+                job=job,
+                field="jitter",
+            )
 
     def not_past(self, job: str, values: dict[str, Any], lines: dict[str, int]) -> None:
         """An ``at`` or ``expires`` must be in the future, unless already applied as is."""
@@ -372,3 +421,7 @@ class _Loader:
                 job=job,
                 field=field,
             )
+
+
+def _trigger_word(trigger: object) -> str:
+    return "at each start-up" if isinstance(trigger, Startup) else "once"

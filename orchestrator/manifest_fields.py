@@ -44,6 +44,8 @@ MAX_TAG_LENGTH = 63
 MAX_DURATION_SECONDS = 366 * 24 * 3600
 #: django-celery-beat counts runs in a 32-bit column.
 MAX_RUNS = 2**31 - 1
+#: The most missed slots ``catch_up: all`` may run after downtime (each is one message).
+MAX_CATCH_UP_LIMIT = 1000
 
 
 class FieldError(Exception):
@@ -271,6 +273,19 @@ def parse_overlap(node: Node, ctx: FieldContext) -> str:
     return choice(node, ("skip", "allow"))
 
 
+def parse_catch_up(node: Node, ctx: FieldContext) -> str:
+    return choice(node, ("none", "one", "all"))
+
+
+def parse_catch_up_limit(node: Node, ctx: FieldContext) -> int:
+    return integer(node, minimum=1, maximum=MAX_CATCH_UP_LIMIT)
+
+
+def parse_jitter(node: Node, ctx: FieldContext) -> int:
+    """A duration; whether it fits the job's period is checked with the schedule (manifest)."""
+    return duration(node)
+
+
 def parse_max_runs(node: Node, ctx: FieldContext) -> int:
     return integer(node, minimum=1, maximum=MAX_RUNS)
 
@@ -388,6 +403,9 @@ OPTION_PARSERS: dict[str, Parser] = {
     "retries": parse_retries,
     "timeout": parse_timeout,
     "overlap": parse_overlap,
+    "catch_up": parse_catch_up,
+    "catch_up_limit": parse_catch_up_limit,
+    "jitter": parse_jitter,
     "max_runs": parse_max_runs,
     "expires": parse_expires,
     "database": parse_database,

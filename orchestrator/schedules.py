@@ -5,18 +5,22 @@ answers "can I run this trigger at exactly these instants?" in its own ``fit`` m
 (``orchestrator/engines/<engine>/fit.py``) with a ``Fit``: the ``EngineSchedule`` to hand the
 engine when it can and a sentence saying why when it cannot.
 
-``every N`` is a fixed interval, independent of time zones. When N divides a minute into an hour
-(``every 5m``) or an hour into a day (``every 2h``), the same instants are a cron expression
-evaluated in UTC (``*/5 * * * *``), which both engines honour exactly and aligned to the clock;
-any other N is an interval counted from the previous run, which only Celery has.
+``every N`` has one meaning on every engine: **aligned to the clock**, the instants that are whole
+multiples of N seconds since 1970-01-01T00:00:00Z (UTC, so independent of time zones and daylight
+saving), whenever the job was applied or last ran. When N divides an hour into minutes
+(``every 5m``) or a day into hours (``every 2h``), those instants are a cron expression evaluated
+in UTC (``*/5 * * * *``), which both engines honour; any other N (``every 10s``, ``every 7m``)
+is kept aligned by our beat (``engines/celery/due_scheduler``) and has no pg_cron form.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -186,8 +190,8 @@ def format_every(seconds: int) -> str:
 def next_runs(trigger: Trigger, timezone: str, n: int, after: datetime) -> list[datetime]:
     """The next ``n`` run times after ``after``, aware, in the job's zone ``timezone``.
 
-    An interval that no cron expression matches is counted from ``after``, as Celery counts it
-    from the previous run; a start-up trigger has no clock time.
+    An interval that no cron expression matches runs at the multiples of its length since the
+    Unix epoch (``every`` is aligned to the clock); a start-up trigger has no clock time.
     """
     tz = zone(timezone)
     after = after if after.tzinfo else after.replace(tzinfo=UTC)
@@ -197,11 +201,59 @@ def next_runs(trigger: Trigger, timezone: str, n: int, after: datetime) -> list[
         expr = every_as_cron(trigger.seconds)
         if expr is not None:
             return [run.astimezone(tz) for run in _cron_runs(expr, after.astimezone(UTC), n)]
-        step = timedelta(seconds=trigger.seconds)
-        return [(after + step * k).astimezone(tz) for k in range(1, n + 1)]
+        return [run.astimezone(tz) for run in aligned_runs(trigger.seconds, after, n)]
     if isinstance(trigger, At):
         return [trigger.when.astimezone(tz)] if trigger.when > after and n > 0 else []
     return []
+
+
+#: Runs sampled to find a cron expression's shortest gap: more than a year of a daily job, and
+#: every day-of-month/day-of-week combination of a minutely one within a day.
+_GAP_SAMPLE = 400
+_GAP_START = datetime(2001, 1, 1, tzinfo=UTC)
+
+
+def shortest_gap(trigger: Trigger) -> int | None:
+    """The fewest seconds between two runs of a recurring trigger (``None`` for one-time and
+    start-up triggers): what a ``jitter`` must stay below, so a jittered run never starts
+    after the next slot."""
+    if isinstance(trigger, Every):
+        return trigger.seconds
+    if isinstance(trigger, Cron):
+        return _cron_gap(trigger.expr)
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _cron_gap(expr: str) -> int:
+    runs = _cron_runs(expr, _GAP_START, _GAP_SAMPLE)
+    return int(min((b - a).total_seconds() for a, b in pairwise(runs)))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def aligned_after(seconds: int, after: datetime) -> datetime:
+    """The first multiple of ``seconds`` since the Unix epoch strictly after ``after`` (UTC)."""
+    elapsed = after - _EPOCH
+    whole = int(elapsed.total_seconds() // seconds)
+    return _EPOCH + timedelta(seconds=(whole + 1) * seconds)
+
+
+def aligned_runs(seconds: int, after: datetime, n: int) -> list[datetime]:
+    """``n`` clock-aligned instants of ``every seconds`` after ``after`` (UTC)."""
+    first = aligned_after(seconds, after)
+    return [first + timedelta(seconds=seconds * k) for k in range(n)]
+
+
+def jitter_offset(name: str, jitter: int) -> int:
+    """The seconds a job's runs start after their slots: 0 to ``jitter``, fixed by the job's
+    name (BLAKE2b, stable across processes and releases, unlike ``hash``), so jobs that share
+    a schedule spread out and each keeps its own rhythm."""
+    if jitter <= 0:
+        return 0
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (jitter + 1)
 
 
 def _cron_runs(expr: str, start: datetime, n: int) -> list[datetime]:
@@ -227,7 +279,7 @@ class EngineSchedule:
         if self.kind == "cron":
             return f"cron '{self.cron}' in {self.timezone}"
         if self.kind == "interval":
-            return f"every {self.seconds} s, counted from the previous run"
+            return f"every {self.seconds} s, aligned to the clock (multiples since 00:00 UTC)"
         if self.kind == "clocked" and self.when is not None:
             return f"once at {self.when.isoformat()}"
         return "once each time the workers start"

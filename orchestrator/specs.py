@@ -19,6 +19,10 @@ from typing import Literal, TypeAlias
 
 Target: TypeAlias = Literal["auto", "pg_cron", "celery"]
 Overlap: TypeAlias = Literal["skip", "allow"]
+#: What beat does with the slots it missed while it was down (``docs/manifest.md``).
+CatchUp: TypeAlias = Literal["none", "one", "all"]
+#: The most missed slots ``catch_up: all`` runs when ``catch_up_limit`` is not set.
+DEFAULT_CATCH_UP_LIMIT = 10
 
 #: Everything a manifest value may hold once frozen: JSON scalars, tuples (for lists) and
 #: ``JsonObject`` (for mappings). Frozen so that specs stay hashable and immutable.
@@ -138,6 +142,10 @@ class JobSpec:
     while the previous one is still running: pg_cron queues it, Celery starts it. ``skip`` and
     ``allow`` are explicit requests that the classifier holds engines to.
 
+    ``catch_up`` left unset means each engine's own behaviour after downtime: pg_cron runs none
+    of the missed slots, Celery beat runs one. ``catch_up_limit`` bounds ``catch_up: all``;
+    ``jitter`` is the most seconds a run starts after its slot (a fixed offset per job name).
+
     ``path``, ``line`` and ``field_lines`` say where the definition was written; they take no
     part in equality, so two specs are equal when their definitions are.
     """
@@ -154,6 +162,9 @@ class JobSpec:
     retries: Retries | None = None
     timeout: int | None = None
     overlap: Overlap | None = None
+    catch_up: CatchUp | None = None
+    catch_up_limit: int | None = None
+    jitter: int | None = None
     max_runs: int | None = None
     expires: datetime | None = None
     database: str = "default"
@@ -209,7 +220,9 @@ def to_dict(spec: JobSpec) -> dict[str, object]:
     """The canonical, JSON-serialisable definition of ``spec`` (no path or line).
 
     Keys are the manifest's field names, so a field-by-field diff of two of these dicts reads
-    like the manifest. ``trigger`` and ``body`` are small dicts with a ``kind``.
+    like the manifest. ``trigger`` and ``body`` are small dicts with a ``kind``. The scheduling
+    options added later (``catch_up``, ``catch_up_limit``, ``jitter``) appear only when set, so
+    the hash of a job that does not use them is what it was before they existed.
     """
     return {
         "name": spec.name,
@@ -233,6 +246,15 @@ def to_dict(spec: JobSpec) -> dict[str, object]:
         "database": spec.database,
         "tags": list(spec.tags),
         "description": spec.description,
+        **{
+            key: value
+            for key, value in (
+                ("catch_up", spec.catch_up),
+                ("catch_up_limit", spec.catch_up_limit),
+                ("jitter", spec.jitter),
+            )
+            if value is not None
+        },
     }
 
 

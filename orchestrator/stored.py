@@ -18,6 +18,7 @@ from orchestrator.schedules import parse_at, parse_instant, parse_schedule
 from orchestrator.specs import (
     At,
     Body,
+    CatchUp,
     CommandBody,
     Every,
     FrozenJson,
@@ -145,12 +146,30 @@ class StoredJob:
             ),
             timeout=int(str(timeout)) if timeout else None,
             overlap=overlap if overlap in ("skip", "allow") else None,
+            catch_up=_catch_up(d.get("catch_up")),
+            catch_up_limit=_positive(d.get("catch_up_limit")),
+            jitter=_positive(d.get("jitter")),
             max_runs=self.max_runs,
             expires=self.expires,
             database=str(d.get("database") or "default"),
             tags=tuple(str(tag) for tag in _list(d.get("tags"))),
             description=self.description,
         )
+
+
+def _catch_up(value: object) -> CatchUp | None:
+    """The stored ``catch_up``, ``None`` (the engine's own) for anything else."""
+    if value == "none":
+        return "none"
+    if value == "one":
+        return "one"
+    if value == "all":
+        return "all"
+    return None
+
+
+def _positive(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _target(value: object) -> Target:

@@ -73,16 +73,20 @@ CASES = [
           "and Celery wrap it around.", beat("cron '0 0,1,2,22,23 * * *' in UTC"))),
     Case("every-30s", "schedule: every 30s\nsql: SELECT 1", "celery",
          ("Not pg_cron: pg_cron 1.4 schedules whole minutes at best; 'every 30s' needs seconds "
-          "(pg_cron 1.5 or later).", beat("every 30 s, counted from the previous run"),
-          "Celery's interval schedule counts 'every 30s' from the previous run, so runs keep "
-          "that spacing but are not aligned to the clock.")),
-    Case("every-30s-on-1.5", "schedule: every 30s\nsql: SELECT 1", "pg_cron",
-         (pg("30 seconds", "UTC", "1.5"),), caps=PG15_BERLIN),
+          "(pg_cron 1.5 or later).",
+          beat("every 30 s, aligned to the clock (multiples since 00:00 UTC)"),
+          "Celery's interval schedule would count 'every 30s' from the previous run; our beat "
+          "(DueScheduler) keeps it aligned to the clock, at the multiples of 30 s since 00:00 "
+          "UTC, as 'every' means on every engine.")),
+    Case("every-30s-on-1.5", "schedule: every 30s\nsql: SELECT 1", "celery",
+         ("Not pg_cron: pg_cron 1.5's '30 seconds' schedule counts from the job's previous "
+          "start, but 'every 30s' is aligned to the clock (the multiples of 30 s since 00:00 "
+          "UTC).",), caps=PG15_BERLIN),
     Case("every-5m", "schedule: every 5m\nsql: SELECT 1", "pg_cron", (pg("*/5 * * * *", "UTC"),)),
     Case("every-7m", "schedule: every 7m\nsql: SELECT 1", "celery",
          ("Not pg_cron: 'every 7m' does not divide an hour or a day evenly, so no cron "
           "expression fires at exactly these instants, and pg_cron has only cron schedules.",
-          beat("every 420 s, counted from the previous run"))),
+          beat("every 420 s, aligned to the clock (multiples since 00:00 UTC)"))),
     Case("every-2h", "schedule: every 2h\nsql: SELECT 1", "pg_cron", (pg("0 */2 * * *", "UTC"),)),
     Case("every-5h", "schedule: every 5h\nsql: SELECT 1", "celery",
          ("Not pg_cron: 'every 5h' does not divide an hour or a day evenly, so no cron "

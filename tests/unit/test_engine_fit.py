@@ -78,7 +78,16 @@ PG15_BERLIN = pg_cron_14(version=(1, 5, 2), cron_timezone="Europe/Berlin")
                 "(pg_cron 1.5 or later).",
             ),
         ),
-        (Every(seconds=30), "UTC", PG15_BERLIN, "30 seconds", ()),
+        (
+            Every(seconds=30),
+            "UTC",
+            PG15_BERLIN,
+            None,
+            (
+                "pg_cron 1.5's '30 seconds' schedule counts from the job's previous start, but "
+                "'every 30s' is aligned to the clock (the multiples of 30 s since 00:00 UTC).",
+            ),
+        ),
         (
             Every(seconds=420),
             "UTC",
@@ -193,8 +202,9 @@ def test_pg_cron_fit__table(
             "UTC",
             EngineSchedule(kind="interval", seconds=420),
             (
-                "Celery's interval schedule counts 'every 7m' from the previous run, so runs keep "
-                "that spacing but are not aligned to the clock.",
+                "Celery's interval schedule would count 'every 7m' from the previous run; our "
+                "beat (DueScheduler) keeps it aligned to the clock, at the multiples of 420 s "
+                "since 00:00 UTC, as 'every' means on every engine.",
             ),
         ),
         (

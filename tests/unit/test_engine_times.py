@@ -135,13 +135,16 @@ def test_pg_cron__instants_between_match_croniter_in_utc_where_they_agree() -> N
     assert found == expected
 
 
-def test_intervals_and_one_time__count_from_the_last_run() -> None:
-    """An unaligned interval counts from the engine's last run; an `at` job has one instant,
-    none once it is past."""
+def test_intervals_and_one_time__aligned_to_the_clock() -> None:
+    """An interval no cron expression matches runs at the multiples of its length since the
+    Unix epoch, whatever the engine's last run (``every`` has one meaning); an `at` job has
+    one instant, none once it is past."""
     after = datetime(2027, 1, 1, 0, 0, 30, tzinfo=UTC)
     last = datetime(2027, 1, 1, 0, 0, 10, tzinfo=UTC)
     runs = engine_runs("celery", Every(seconds=420), "UTC", 2, after, last_run=last)
-    assert iso(runs) == ["2027-01-01T00:07:10+00:00", "2027-01-01T00:14:10+00:00"]
+    # 2027-01-01T00:00Z is 1798761600 s after the epoch: 420 s multiples fall at :02:00, :09:00
+    assert iso(runs) == ["2027-01-01T00:02:00+00:00", "2027-01-01T00:09:00+00:00"]
+    assert all(int(run.timestamp()) % 420 == 0 for run in runs)
     when = datetime(2027, 1, 2, 9, tzinfo=ZoneInfo("Europe/Paris"))
     assert list(celery_clock.runs(At(when=when), "UTC", after)) == [when]
     assert list(celery_clock.runs(At(when=when), "UTC", when)) == []

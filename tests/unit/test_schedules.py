@@ -197,10 +197,12 @@ def test_next_runs__aligned_interval_is_utc_cron_shown_in_zone() -> None:
     assert iso(runs) == ["2025-01-01T01:05:00+01:00", "2025-01-01T01:10:00+01:00"]
 
 
-def test_next_runs__unaligned_interval_counts_from_after() -> None:
-    """'every 7m' has no cron form; runs are counted from the given instant."""
+def test_next_runs__unaligned_interval_aligned_to_the_clock() -> None:
+    """'every 7m' has no cron form; its runs are still the multiples of 420 s since the Unix
+    epoch (one meaning for ``every``), not counted from the given instant."""
     runs = next_runs(Every(seconds=420), "UTC", 2, datetime(2025, 1, 1, 0, 0, 30, tzinfo=UTC))
-    assert iso(runs) == ["2025-01-01T00:07:30+00:00", "2025-01-01T00:14:30+00:00"]
+    assert iso(runs) == ["2025-01-01T00:05:00+00:00", "2025-01-01T00:12:00+00:00"]
+    assert all(int(run.timestamp()) % 420 == 0 for run in runs)
 
 
 def test_next_runs__one_time_and_startup() -> None:

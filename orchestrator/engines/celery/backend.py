@@ -51,8 +51,9 @@ from orchestrator.engines.celery.fit import CeleryFit
 from orchestrator.engines.celery.metrics import queue_depths
 from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.engines.celery.schedule_rows import ScheduleRows
-from orchestrator.schedules import EngineSchedule
-from orchestrator.specs import JobSpec, Trigger, body_to_dict
+from orchestrator.engines.celery.slot_policy import POLICY_HEADER, SlotPolicy
+from orchestrator.schedules import EngineSchedule, jitter_offset
+from orchestrator.specs import DEFAULT_CATCH_UP_LIMIT, JobSpec, Trigger, body_to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +274,17 @@ class CeleryBeatBackend:
 
     @staticmethod
     def _headers(desired: Desired) -> dict[str, object]:
-        return _time_limit_headers(desired.spec.timeout, body_to_dict(desired.spec.body))
+        spec = desired.spec
+        headers = _time_limit_headers(spec.timeout, body_to_dict(spec.body))
+        policy = SlotPolicy(
+            catch_up=spec.catch_up,
+            limit=spec.catch_up_limit or DEFAULT_CATCH_UP_LIMIT,
+            offset=jitter_offset(spec.name, spec.jitter or 0),
+            align=desired.schedule.kind == "interval",
+        ).as_header()
+        if policy:  # read by our beat (due_scheduler), dropped from the messages it sends
+            headers[POLICY_HEADER] = policy
+        return headers
 
     # ------------------------------------------------------------------ changing
     def create(self, jobs: Sequence[Desired]) -> dict[str, str]:

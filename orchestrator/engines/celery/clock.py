@@ -8,7 +8,8 @@ On a day whose local 02:30 does not exist, Celery runs at 03:30 (late by the cha
 01:30 happens twice, it runs once. croniter differs on both, which is why ``explain`` and
 missed-run counting ask this module and not croniter.
 
-Intervals count from the task's last run; a clocked (one-time) task runs at its instant.
+Intervals are aligned to the clock (our beat keeps them so, ``due_scheduler``); a clocked
+(one-time) task runs at its instant.
 """
 
 from __future__ import annotations

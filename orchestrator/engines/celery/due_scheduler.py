@@ -23,6 +23,8 @@ Here each task's next due instant lives in ``celery_engine_beatdue.due_at`` (ind
   time; and the claim (one statement on the lock connection, as in beat.py) also requires
   the task to be enabled and its ``change_seq`` unchanged since it was read. A deleted task's row
   is deleted with it; a disabled one is never claimed.
+* **The manifest's slot policy** (``catch_up``, ``jitter``, clock-aligned ``every``) rides in the
+  task's headers and is applied here (``slot_policy``); a task without one keeps stock behaviour.
 * **Bad rows are skipped, not fatal**: a schedule that cannot be computed (unknown time zone,
   invalid crontab, arguments that are not JSON) is logged with the task's name, its ``error``
   column says why, and it is looked at again when it changes.
@@ -52,7 +54,9 @@ from orchestrator.engines.celery.due_times import (
     TaskRow,
     UnschedulableError,
     decide,
+    effective_last_run,
 )
+from orchestrator.engines.celery.slot_policy import SlotPolicy, slots_to_send
 
 logger = logging.getLogger(__name__)
 
@@ -334,16 +338,26 @@ class DueScheduler(LeaderDatabaseScheduler):
                 disables[decision.disable].append(task_id)
             elif not due:  # e.g. start_time not reached yet: keep the new instant
                 writes.append((task_id, seq, decision.due_at, ""))
-            elif self._send(entry, seq, now):
+            elif self._send(entry, row, seq, now):
                 sent += 1
             if not self.leading:
                 break
         self._write(writes, disables, orphans, now)
         return len(records) == self.batch, sent
 
-    def _send(self, entry: DueEntry, seq: int, now: datetime) -> bool:
-        """Claim the slot (the fence), then send through beat.py's one send path."""
-        slot = slot_for(entry, now)
+    def _send(self, entry: DueEntry, row: TaskRow, seq: int, now: datetime) -> bool:
+        """Claim the slot (the fence), then send through beat.py's one send path.
+
+        A row with the manifest's slot policy (``slot_policy``) claims the latest slot due and
+        sends the slots its ``catch_up`` asks for (none, one, or each missed one), each message
+        carrying its own slot."""
+        slot, sends = slot_for(entry, now), None
+        policy = SlotPolicy.from_headers(row.headers)
+        if policy is not None:
+            last = effective_last_run(row, now)
+            chosen, latest = slots_to_send(policy, row.kind, row.definition, last, now)
+            if latest is not None:
+                slot, sends = latest, chosen
         try:
             claimed = self.lock.claim_due(entry.task_id, seq, slot)
         except LeadershipLost as error:
@@ -355,8 +369,21 @@ class DueScheduler(LeaderDatabaseScheduler):
                 extra={"task": entry.name, "slot": slot.isoformat()},
             )
             return False
-        self._claims[id(entry)] = slot
-        self.apply_entry(entry, producer=self.producer)
+        if sends is None:
+            sends = [slot]
+        elif len(sends) != 1 or sends[0] != slot:
+            logger.info(
+                "beat: catch-up sends %d of the slots due",
+                len(sends),
+                extra={
+                    "task": entry.name,
+                    "slot": slot.isoformat(),
+                    "catch_up": policy and policy.catch_up,
+                },
+            )
+        for each in sends:
+            self._claims[id(entry)] = each
+            self.apply_entry(entry, producer=self.producer)
         return True
 
     def _write(

@@ -11,6 +11,8 @@ computation, as pure functions over one row, so it can be read side by side with
 * ``enabled``; ``start_time`` (not due before it: a crontab waits for its first instant at or after
   ``start_time``); ``expires`` (the task is disabled once it has passed); ``one_off`` (disabled
   after its first run, ``total_run_count`` reset); a never-run task counts from ``date_changed``;
+* a row carrying the manifest's slot policy (``slot_policy``) is due at its aligned interval
+  slot, plus its jitter offset; rows without one keep stock semantics exactly;
 * the next instant is ``now + schedule.remaining_estimate(last_run_at)``, Celery's own arithmetic,
   with every cached schedule reading one frozen "now" so that the sum is exact (an interval task
   is due at exactly ``last_run_at + every``, which the fenced claim's slot relies on).
@@ -33,6 +35,8 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 from kombu.utils.json import loads
+
+from orchestrator.engines.celery.slot_policy import POLICY_HEADER, SlotPolicy, next_interval_slot
 
 #: ModelEntry puts a never-run task with a ``start_time`` this far in the past, so it runs at once
 #: when ``start_time`` comes.
@@ -190,6 +194,11 @@ def decide(row: TaskRow, cache: ScheduleCache, app_tz: Any) -> Decision:
     # failure here must skip this row, not stop beat.
     except Exception as error:
         raise UnschedulableError(f"{row.kind} {row.definition!r}: {error}") from error
+    policy = SlotPolicy.from_headers(row.headers)
+    if policy is not None:  # the manifest's slot policy (slot_policy): aligned, jittered
+        if row.kind == "interval" and policy.align:
+            due = next_interval_slot(policy, row.definition, effective_last_run(row, now))
+        due += timedelta(seconds=policy.offset)
     if row.expires is not None and due > row.expires:
         due = row.expires  # looked at again then, and disabled as expired
     return Decision(due.astimezone(UTC))
@@ -233,6 +242,7 @@ class DueEntry(ScheduleEntry):
                 options[option] = value
         if row.expires or row.expire_seconds:
             options["expires"] = row.expires or row.expire_seconds
+        headers.pop(POLICY_HEADER, None)  # for beat, not for the task
         headers["periodic_task_name"] = row.name
         options["headers"] = headers
         super().__init__(

@@ -2,7 +2,9 @@
 
 Celery runs every body (SQL through the runner task, a task, a program) and every trigger;
 what it may not honour exactly is a cron expression it reads differently (both day fields must
-match) and an interval that is not a cron expression (counted from the previous run). On the
+match). An interval that is not a cron expression is counted from the previous run by stock
+beat; our beat (``due_scheduler``) keeps it aligned to the clock, and also honours ``catch_up``
+and ``jitter`` (the project runs it; stock django-celery-beat schedulers do not). On the
 days a zone changes its clocks, Celery's rule for skipped and repeated local times applies.
 """
 
@@ -14,8 +16,8 @@ from orchestrator.clock_changes import clock_changes
 from orchestrator.cron_readings import croniter_reading
 from orchestrator.engines.base import Blocker, Verdict
 from orchestrator.engines.celery.reading import celery_fields, celery_reading
-from orchestrator.schedules import EngineSchedule, Fit, every_as_cron, format_every
-from orchestrator.specs import At, Every, JobSpec, SqlBody, Startup, Trigger
+from orchestrator.schedules import EngineSchedule, Fit, every_as_cron, format_every, jitter_offset
+from orchestrator.specs import DEFAULT_CATCH_UP_LIMIT, At, Every, JobSpec, SqlBody, Startup, Trigger
 from orchestrator.sql_analysis import analyse_sql
 
 
@@ -46,6 +48,8 @@ class CeleryFit:
                 reasons.append("Celery runs the SQL with a task, as one transaction.")
         reasons.append(f"Celery beat runs it: {fit.schedule.describe()}.")
         reasons.extend(fit.reasons)
+        if fit.schedule.kind in ("cron", "interval"):
+            reasons.extend(scheduling_reasons(spec))
         return Verdict(
             engine=self.engine, label="Celery", schedule=fit.schedule, reasons=tuple(reasons)
         )
@@ -65,8 +69,9 @@ def celery_fit(trigger: Trigger, timezone: str) -> Fit:
         return Fit(
             schedule=EngineSchedule(kind="interval", seconds=trigger.seconds, timezone="UTC"),
             reasons=(
-                f"Celery's interval schedule counts '{every}' from the previous run, so runs "
-                "keep that spacing but are not aligned to the clock.",
+                f"Celery's interval schedule would count '{every}' from the previous run; our "
+                f"beat (DueScheduler) keeps it aligned to the clock, at the multiples of "
+                f"{trigger.seconds} s since 00:00 UTC, as 'every' means on every engine.",
             ),
         )
     differences = croniter_reading(trigger.expr).differences(celery_reading(trigger.expr))
@@ -103,6 +108,27 @@ def celery_fit(trigger: Trigger, timezone: str) -> Fit:
             "croniter runs it at the end of the gap and twice.",
         )
     return Fit(schedule=EngineSchedule(kind="cron", cron=cron, timezone=timezone), reasons=notes)
+
+
+def scheduling_reasons(spec: JobSpec) -> list[str]:
+    """What our beat (``due_scheduler``) does after downtime and with ``jitter``, in words."""
+    catch_up = {
+        None: "After beat downtime it sends one run for the slots it missed (Celery's own "
+        "catch-up; set catch_up to choose).",
+        "none": "After beat downtime it sends none of the slots it missed (catch_up: none).",
+        "one": "After beat downtime it sends one run, for the latest slot it missed "
+        "(catch_up: one).",
+        "all": "After beat downtime it sends each slot it missed, the latest "
+        f"{spec.catch_up_limit or DEFAULT_CATCH_UP_LIMIT} at most, each carrying its slot "
+        "(catch_up: all).",
+    }[spec.catch_up]
+    reasons = [catch_up]
+    if spec.jitter:
+        reasons.append(
+            f"Each run starts {jitter_offset(spec.name, spec.jitter)} s after its slot: a fixed "
+            f"offset of at most {spec.jitter} s drawn from the job's name (jitter)."
+        )
+    return reasons
 
 
 def _day_fields(expr: str) -> tuple[str, str]:

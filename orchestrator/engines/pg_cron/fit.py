@@ -16,7 +16,10 @@ causes it. Decisions taken here, each stated in the reasons it produces:
 * ``overlap`` unset accepts pg_cron's behaviour (a run that comes due while the previous one is
   still running is queued); ``skip`` and ``allow`` ask for something pg_cron does not do.
 * An interval that divides an hour or a day is a cron expression in UTC, which pg_cron honours;
-  any other interval needs seconds (pg_cron 1.5) or is refused.
+  any other interval is refused: ``every`` is aligned to the clock, and pg_cron 1.5's
+  ``N seconds`` counts from the job's previous start (``lastStartTime`` in src/pg_cron.c).
+* ``catch_up: none`` is what pg_cron does; ``one`` and ``all`` rule it out, and so does a
+  ``jitter`` (pg_cron starts a job on its minute).
 """
 
 from __future__ import annotations
@@ -146,9 +149,12 @@ def _pg_cron_every(trigger: Every, capabilities: Capabilities, label: str) -> Fi
     if trigger.seconds < 60:
         if capabilities.supports_seconds:
             return Fit(
-                schedule=EngineSchedule(
-                    kind="cron", cron=f"{trigger.seconds} seconds", timezone="UTC"
-                )
+                schedule=None,
+                reasons=(
+                    f"{label}'s '{trigger.seconds} seconds' schedule counts from the job's "
+                    f"previous start, but '{every}' is aligned to the clock (the multiples of "
+                    f"{trigger.seconds} s since 00:00 UTC).",
+                ),
             )
         return Fit(
             schedule=None,
@@ -233,6 +239,7 @@ def pg_cron_blockers(spec: JobSpec, caps: Capabilities) -> list[Blocker]:
                 "pg_cron never runs two instances of a job at once; this job allows overlap.",
             )
         )
+    blockers.extend(_scheduling_blockers(spec))
     if spec.max_runs is not None:
         blockers.append(
             Blocker("max_runs", f"pg_cron cannot stop a job after {spec.max_runs} runs.")
@@ -241,6 +248,34 @@ def pg_cron_blockers(spec: JobSpec, caps: Capabilities) -> list[Blocker]:
         blockers.append(Blocker("expires", "pg_cron cannot stop a job at an expiry time."))
     if caps.pg_cron_installed:
         blockers.extend(_database_blockers(spec, caps, label))
+    return blockers
+
+
+def _scheduling_blockers(spec: JobSpec) -> list[Blocker]:
+    """``catch_up`` and ``jitter``: pg_cron runs a slot at its minute or not at all.
+
+    pg_cron never runs the slots it missed while the server (or its launcher) was down, which
+    is ``catch_up: none``; it starts each job on its minute, so it cannot delay one by a
+    per-job offset (shifting whole minutes would change the job's cron expression, and the
+    offset would no longer be the jitter the manifest asks for).
+    """
+    blockers = []
+    if spec.catch_up in ("one", "all"):
+        blockers.append(
+            Blocker(
+                "catch_up",
+                "pg_cron never runs the slots it missed while the database was down "
+                f"(catch_up: none); this job asks for catch_up: {spec.catch_up}.",
+            )
+        )
+    if spec.jitter:
+        blockers.append(
+            Blocker(
+                "jitter",
+                "pg_cron starts every job at the start of its minute and cannot delay a job "
+                f"by an offset of its own; this job asks for a jitter of {spec.jitter} s.",
+            )
+        )
     return blockers
 
 
