@@ -175,6 +175,9 @@ class JobRun(models.Model):
     delivery = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=16, choices=RunStatus.choices)
     manual = models.BooleanField(default=False, help_text="started by run-now, not by schedule")
+    backfill = models.BooleanField(
+        default=False, help_text="started by `jobs backfill` for its scheduled_for slot"
+    )
     scheduled_for = models.DateTimeField(null=True, blank=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
@@ -233,6 +236,28 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} {self.engine_run_id} #{self.attempt} {self.status}"
+
+
+class BackfillSlot(models.Model):
+    """One slot of a job that a backfill has taken: at most one row per (job, slot).
+
+    ``jobs backfill`` inserts the row (``ON CONFLICT DO NOTHING``) before it sends the slot's
+    run, so two backfills of overlapping windows, even at the same instant, never both run a
+    slot; the unique constraint decides, not a check-then-act in Python.
+    """
+
+    job = models.CharField(max_length=63)
+    scheduled_for = models.DateTimeField()
+    run_id = models.CharField(max_length=64, blank=True, help_text="the run's Celery task id")
+    requested_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("job", "scheduled_for"), name="backfill_slot_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} @ {self.scheduled_for.isoformat()}"
 
 
 class CronImportMark(models.Model):

@@ -43,6 +43,8 @@ class RunRow:
     status: str
     manual: bool
     started: datetime | None
+    backfill: bool = False
+    scheduled_for: datetime | None = None
     finished: datetime | None
     duration: timedelta | None
     message: str
@@ -56,6 +58,8 @@ class RunRow:
             attempt=run.attempt,
             status=run.status,
             manual=run.manual,
+            backfill=run.backfill,
+            scheduled_for=run.scheduled_for,
             started=run.started,
             finished=run.finished,
             duration=run.duration,
@@ -75,6 +79,8 @@ class RunRow:
             "attempt": self.attempt,
             "status": self.status,
             "manual": self.manual,
+            "backfill": self.backfill,
+            "scheduled_for": None if self.scheduled_for is None else self.scheduled_for.isoformat(),
             "started": None if self.started is None else self.started.isoformat(),
             "finished": None if self.finished is None else self.finished.isoformat(),
             "duration_seconds": None

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.cli import apply, control, explain, history, list_jobs, plan, validate
+from orchestrator.cli import (
+    apply,
+    backfill,
+    control,
+    explain,
+    history,
+    list_jobs,
+    plan,
+    validate,
+)
 
 SUBCOMMANDS: tuple[Any, ...] = (
     validate,
@@ -21,4 +30,5 @@ SUBCOMMANDS: tuple[Any, ...] = (
     control.pause,
     control.resume,
     control.run,
+    backfill,
 )

@@ -202,9 +202,26 @@ class Backend(Protocol):
         the registry, so nothing sent can change what runs."""
         ...
 
+    def run_slot(self, definition: Mapping[str, object], queue: str | None, slot: datetime) -> str:
+        """Start one run now of the job, for its past scheduled instant ``slot`` (a backfill):
+        the message carries ``backfill_headers(slot)``, so run history records the run as a
+        backfill with ``scheduled_for = slot``. Returns an id to follow it by."""
+        ...
+
     def finish(self) -> None:
         """Called once after a batch of changes (e.g. to tell beat to reload once)."""
         ...
+
+
+#: the message header a run's scheduled instant travels in (beat's slots use the same one)
+SLOT_HEADER = "scheduled_at"
+#: the message header that marks a backfill run
+BACKFILL_HEADER = "backfill"
+
+
+def backfill_headers(slot: datetime) -> dict[str, object]:
+    """The headers of a backfill run of ``slot``."""
+    return {SLOT_HEADER: slot.isoformat(), BACKFILL_HEADER: True}
 
 
 def run_payload(spec: JobSpec) -> dict[str, object]:

@@ -116,6 +116,9 @@ class FakeEngine:
     def run_now(self, definition: Mapping[str, object], queue: str | None) -> str:
         return "run-1"
 
+    def run_slot(self, definition: Mapping[str, object], queue: str | None, slot: datetime) -> str:
+        return f"run-{slot.isoformat()}"
+
     def finish(self) -> None:
         return None
 

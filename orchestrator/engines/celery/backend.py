@@ -40,6 +40,7 @@ from orchestrator.engines.base import (
     Health,
     LiveJob,
     Needs,
+    backfill_headers,
     payload_from_definition,
     run_payload,
 )
@@ -365,6 +366,21 @@ class CeleryBeatBackend:
             headers=_time_limit_headers(
                 timeout if isinstance(timeout, int) else None, definition.get("body")
             ),
+            shadow=str(payload["name"]),
+        )
+        return str(result.id)
+
+    def run_slot(self, definition: Mapping[str, object], queue: str | None, slot: datetime) -> str:
+        timeout = definition.get("timeout")
+        payload = payload_from_definition(definition)
+        headers = _time_limit_headers(
+            timeout if isinstance(timeout, int) else None, definition.get("body")
+        )
+        result = current_app.send_task(
+            RUNNER_TASK,
+            kwargs=payload,
+            queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE,
+            headers={**headers, **backfill_headers(slot)},
             shadow=str(payload["name"]),
         )
         return str(result.id)

@@ -144,14 +144,15 @@ def on_publish(
     # outage, still runs for its slot and fills it in missed-run counting.
     slot = headers.get("scheduled_at") or headers.get("eta")
     scheduled = parse_datetime(slot) if isinstance(slot, str) else None
-    manual = "periodic_task_name" not in headers
+    backfill = bool(headers.get("backfill"))  # engines.base.backfill_headers
+    manual = "periodic_task_name" not in headers and not backfill
 
     def write() -> None:
         from orchestrator.models import JobRun, RunStatus
 
         previous = (
             JobRun.objects.filter(engine="celery", engine_run_id=task_id, attempt=attempt - 1)
-            .values_list("manual", flat=True)
+            .values_list("manual", "backfill")
             .first()
         )
         JobRun.objects.bulk_create(
@@ -162,7 +163,8 @@ def on_publish(
                     engine_run_id=task_id,
                     attempt=attempt,
                     status=RunStatus.QUEUED,
-                    manual=manual if previous is None else previous,
+                    manual=manual if previous is None else previous[0],
+                    backfill=backfill if previous is None else previous[1],
                     scheduled_for=scheduled or timezone.now(),
                 )
             ],
@@ -232,11 +234,12 @@ def _start(name: str, task_id: str, attempt: int, worker: str, pid: int) -> None
         )
         return
     delivery = 1
-    manual = False
+    manual = backfill = False
     scheduled = now
     if latest is not None:
         delivery = latest.delivery + 1
-        manual, scheduled = latest.manual, latest.scheduled_for or now
+        manual, backfill = latest.manual, latest.backfill
+        scheduled = latest.scheduled_for or now
         if latest.status == RunStatus.RUNNING:
             latest.status = RunStatus.LOST
             latest.finished = now
@@ -258,6 +261,7 @@ def _start(name: str, task_id: str, attempt: int, worker: str, pid: int) -> None
         delivery=delivery,
         status=RunStatus.RUNNING,
         manual=manual,
+        backfill=backfill,
         scheduled_for=scheduled,
         started=now,
         worker=worker,

@@ -23,7 +23,14 @@ from django.conf import settings
 from django.db import connection
 from prometheus_client.metrics_core import Metric
 
-from orchestrator.engines.base import Desired, Health, LiveJob, Needs, payload_from_definition
+from orchestrator.engines.base import (
+    Desired,
+    Health,
+    LiveJob,
+    Needs,
+    backfill_headers,
+    payload_from_definition,
+)
 from orchestrator.engines.pg_cron import clock, heartbeat
 from orchestrator.engines.pg_cron.capabilities import Capabilities, read_capabilities
 from orchestrator.engines.pg_cron.fit import PgCronFit
@@ -177,6 +184,19 @@ class PgCronBackend:
             RUNNER_TASK,
             kwargs=payload,
             queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE,
+            shadow=str(payload["name"]),
+        )
+        return str(result.id)
+
+    def run_slot(self, definition: Mapping[str, object], queue: str | None, slot: datetime) -> str:
+        """pg_cron cannot run a past slot either: a backfill run goes to the runner, like
+        run-now, carrying its slot."""
+        payload = payload_from_definition(definition)
+        result = current_app.send_task(
+            RUNNER_TASK,
+            kwargs=payload,
+            queue=queue or settings.CELERY_TASK_DEFAULT_QUEUE,
+            headers=backfill_headers(slot),
             shadow=str(payload["name"]),
         )
         return str(result.id)
