@@ -10,17 +10,24 @@ cron) fire when *either* day field matches if both are restricted; each engine's
 lives with the engine (``orchestrator/engines/<engine>/reading.py``).
 
 Expressions are first held to the grammar both real engines share: numbers, names (month and
-weekday fields only), ``*``, ranges, steps and lists. croniter's extensions (``L``, ``#``,
-``W``, ``?``, ``H``) have no counterpart in either engine and are refused.
+weekday fields only), ``*``, ranges, steps and lists. croniter's day extensions are accepted and
+read exactly as croniter reads them: ``L`` (the last day of the month, or ``L5`` the last Friday),
+``W`` (``15W``, the weekday nearest the 15th) and ``#`` (``5#2``, the second Friday). Neither
+pg_cron nor Celery's crontab reads them; our beat computes such schedules with croniter itself
+(``has_extension``; ``engines/celery/slot_policy``). ``?`` and ``H`` (croniter's hashed values)
+are refused.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from croniter import CroniterError, croniter
+
+_FIXED_START = datetime(2001, 1, 1, tzinfo=UTC)
 
 FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
@@ -65,9 +72,12 @@ PART = re.compile(r"^(?:(\*)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?$")
 _EXTENSION_MARKS = re.compile(r"[?#]")
 _EXTENSION_LETTERS = re.compile(r"[lwh]")
 _EXTENSION_MESSAGE = (
-    "{field}: {part!r} uses a croniter extension (L, W, #, ?, H) that neither pg_cron nor "
-    "Celery's crontab has"
+    "{field}: {part!r} uses a croniter extension (?, H, or L, W, # outside the day fields) "
+    "that no engine reads; L, W and # are read in day-of-month and day-of-week"
 )
+#: croniter's day extensions: L and W in day-of-month, L and # in day-of-week
+_DAY_EXTENSION = re.compile(r"[lw#]")
+_DAY_FIELDS = (2, 4)
 _ALL_DAYS = tuple((dom, dow) for dom in range(1, 32) for dow in range(7))
 
 
@@ -133,9 +143,32 @@ def check_syntax(expr: str) -> None:
         raise CronSyntaxError(
             f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
         )
+    extended = False
     for index, text in enumerate(fields):
         for part in text.split(","):
+            if index in _DAY_FIELDS and _DAY_EXTENSION.search(part) and "?" not in part:
+                extended = True  # croniter reads it below, or says why not
+                continue
             _check_part(index, part)
+    if extended:
+        _check_extension(expr)
+
+
+def has_extension(expr: str) -> bool:
+    """Whether the (valid, normalised) expression uses croniter's L, W or # day extensions."""
+    if expr.startswith("@"):
+        return False
+    fields = expr.split(" ")
+    return len(fields) == 5 and any(_DAY_EXTENSION.search(fields[i]) for i in _DAY_FIELDS)
+
+
+def _check_extension(expr: str) -> None:
+    """croniter's own verdict on an extended expression, and that it ever fires."""
+    try:
+        croniter.expand(expr)
+        croniter(expr, _FIXED_START).get_next(datetime)
+    except (CroniterError, ValueError, KeyError) as error:
+        raise CronSyntaxError(f"croniter cannot read {expr!r}: {error}") from error
 
 
 def _check_part(index: int, part: str) -> None:
@@ -178,7 +211,10 @@ def value_of(index: int, token: str) -> int:
 
 @lru_cache(maxsize=CACHE_SIZE)
 def croniter_reading(expr: str) -> Reading:
-    """croniter's reading, with its day rule: OR when both day fields are restricted."""
+    """croniter's reading, with its day rule: OR when both day fields are restricted.
+
+    An expression with a day extension (``has_extension``) has no such reading: which days it
+    fires on depends on the month, so callers check ``has_extension`` first."""
     try:
         expanded, nth = croniter.expand(expr)
     except CroniterError as error:

@@ -16,8 +16,8 @@ from django.utils import timezone
 from orchestrator.engines import backends
 from orchestrator.errors import OrchestratorError
 from orchestrator.models import ManagedJob
-from orchestrator.schedules import format_every
-from orchestrator.specs import Trigger
+from orchestrator.schedules import format_every, jitter_offset
+from orchestrator.specs import DEFAULT_CATCH_UP_LIMIT, Trigger
 from orchestrator.stored import trigger_from
 
 logger = logging.getLogger(__name__)
@@ -89,3 +89,27 @@ def describe_trigger(definition: Mapping[str, object]) -> str:
     if kind == "at":
         return f"at {trigger['when']}"
     return "on startup"
+
+
+def describe_scheduling(definition: Mapping[str, object], engine: str) -> str:
+    """What happens around the job's slots, in one line: after downtime, and its jitter.
+
+    An unset ``catch_up`` is the engine's own behaviour, said as such (pg_cron runs none of
+    the slots it missed, Celery beat one)."""
+    catch_up = definition.get("catch_up")
+    if catch_up == "all":
+        limit = definition.get("catch_up_limit") or DEFAULT_CATCH_UP_LIMIT
+        after = f"catch_up: all (each missed slot, the latest {limit} at most)"
+    elif catch_up in ("none", "one"):
+        after = (
+            f"catch_up: {catch_up} ({'no' if catch_up == 'none' else 'one'} run for missed slots)"
+        )
+    elif engine == "pg_cron":
+        after = "catch_up unset: pg_cron runs none of the slots it missed"
+    else:
+        after = "catch_up unset: Celery beat sends one run for the slots it missed"
+    jitter = definition.get("jitter")
+    if isinstance(jitter, int) and jitter > 0:
+        offset = jitter_offset(str(definition.get("name", "")), jitter)
+        return f"{after}; jitter up to {jitter} s (this job starts {offset} s after each slot)"
+    return after

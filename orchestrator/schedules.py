@@ -30,6 +30,7 @@ from orchestrator.cron_readings import (
     CronSyntaxError,
     check_syntax,
     croniter_reading,
+    has_extension,
     normalise,
 )
 from orchestrator.limits import LimitError, canonical_instant
@@ -78,6 +79,8 @@ def parse_schedule(text: str) -> Cron | Every:
     expr = normalise(stripped)
     try:
         check_syntax(expr)
+        if has_extension(expr):  # croniter found its next run (check_syntax): it fires
+            return Cron(expr=expr, source=stripped)
         reading = croniter_reading(expr)
     except CronSyntaxError as error:
         raise ScheduleError(str(error)) from error

@@ -292,6 +292,7 @@ class ManagedJobAdmin(ReadOnlyAdmin):
             "status": found,
             "schedule": text,
             "schedule_words": words,
+            "scheduling": operations.describe_scheduling(job.definition, job.engine),
             "engine": engine_badge(job.engine),
             "definition": json.dumps(job.definition, indent=2, sort_keys=True, default=str),
             "reasons": job.reasons,

@@ -22,7 +22,9 @@ from orchestrator.cli import context
 from orchestrator.engines import backends
 from orchestrator.errors import ManifestInvalid, ServiceError
 from orchestrator.manifest_fields import suggest
+from orchestrator.operations import describe_scheduling
 from orchestrator.schedules import ScheduleError, parse_instant
+from orchestrator.specs import to_dict
 from orchestrator.status import job_status
 
 NAME = "explain"
@@ -85,6 +87,9 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
         return 0
     command.stdout.write(f"{spec.name}: {placement.target}")
     command.stdout.write(f"  engine schedule: {placement.schedule.describe()}")
+    command.stdout.write(
+        f"  around the slots: {describe_scheduling(to_dict(spec), placement.target)}"
+    )
     command.stdout.write("  reasons:")
     for reason in placement.reasons:
         command.stdout.write(f"    - {reason}")

@@ -108,7 +108,8 @@ json_numbers = st.one_of(
 
 
 GOOD_SCHEDULES = ("0 3 * * *", "*/5 * * * *", "@hourly", "@daily", "0 7 * * 1-5", "every 7m",
-                  "every 30s", "every 2h", "every 90s")  # fmt: skip
+                  "every 30s", "every 2h", "every 90s", "0 0 L * *", "0 9 * * 5#2",
+                  "30 6 15W * *")  # fmt: skip
 #: what pg_cron 1.4 runs exactly (whole minutes, in GMT)
 PG_CRON_SCHEDULES = ("0 3 * * *", "*/5 * * * *", "@hourly", "@daily", "0 7 * * 1-5", "every 2h")
 BAD_SCHEDULES = ("0 0 31 2 *", "61 * * * *", "", "every 0s", "every 400d", "* * *")
@@ -160,6 +161,14 @@ def clean_job(draw: st.DrawFn, now: datetime) -> dict[str, object]:
             "overlap": st.sampled_from(("skip", "allow")),
             "queue": st.sampled_from(("default", "q1")),
         }
+    if "schedule" in fields:  # the scheduling options shape a recurring schedule only
+        optional["catch_up"] = st.just("none")
+        if fields["target"] != "pg_cron":
+            optional |= {
+                "catch_up": st.sampled_from(("none", "one", "all")),
+                # below the shortest gap of every GOOD_SCHEDULE (every 30s)
+                "jitter": st.sampled_from(("5s", 20, "29s")),
+            }
     if body == "task":
         optional |= {
             "kwargs": st.dictionaries(plain_text, st.integers(-5, 5) | plain_text, max_size=3),
@@ -167,6 +176,8 @@ def clean_job(draw: st.DrawFn, now: datetime) -> dict[str, object]:
         }
     for name in sorted(draw(st.sets(st.sampled_from(sorted(optional)), max_size=3))):
         fields[name] = draw(optional[name])
+    if fields.get("catch_up") == "all" and draw(st.booleans()):
+        fields["catch_up_limit"] = draw(st.sampled_from((1, 3, 1000)))
     return fields
 
 
@@ -218,8 +229,17 @@ def job(draw: st.DrawFn, now: datetime) -> dict[str, object]:
         number = draw(json_numbers)
         fields["kwargs"] = {"n": number} if draw(st.booleans()) else {"deep": [[number]]}
     elif kind == "size":
-        field = draw(st.sampled_from(("timeout", "max_runs", "retries", "description")))
-        if field == "timeout":
+        field = draw(
+            st.sampled_from(
+                ("timeout", "max_runs", "retries", "description", "catch_up_limit", "jitter")
+            )
+        )
+        if field == "catch_up_limit":
+            fields["catch_up"] = "all"
+            fields["catch_up_limit"] = draw(st.sampled_from((0, 1000, 1001, *HUGE_INTEGERS)))
+        elif field == "jitter":  # at or past a schedule's shortest gap, or any duration
+            fields["jitter"] = draw(st.sampled_from(("30s", "1h", "1d", *DURATIONS)))
+        elif field == "timeout":
             fields["timeout"] = draw(st.sampled_from(DURATIONS))
         elif field == "max_runs":
             fields["max_runs"] = draw(st.sampled_from(HUGE_INTEGERS))
@@ -241,7 +261,8 @@ def job(draw: st.DrawFn, now: datetime) -> dict[str, object]:
 
 
 OPTIONS = ("description", "tags", "timezone", "enabled", "expires", "timeout", "retries",
-           "max_runs", "overlap", "queue", "database", "kwargs", "args", "target")  # fmt: skip
+           "max_runs", "overlap", "queue", "database", "kwargs", "args", "target", "catch_up",
+           "catch_up_limit", "jitter")  # fmt: skip
 
 
 def manifests(now: datetime) -> st.SearchStrategy[str]:

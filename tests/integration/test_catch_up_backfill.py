@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from orchestrator.engines.celery.beat import lock_key
 from orchestrator.engines.celery.due_scheduler import DueScheduler
 from orchestrator.engines.celery.models import BeatDue
 from orchestrator.models import BackfillSlot, JobRun, RunStatus
+from orchestrator.schedules import jitter_offset
 from tests.integration.reconcile_helpers import clear_engines, placed_from
 from tests.integration.validate_helpers import jobs
 
@@ -199,3 +201,42 @@ def test_backfill__refuses_the_future_and_unknown_jobs() -> None:
     assert status == 1
     assert "no managed job is named 'nobody'" in err
     assert not BackfillSlot.objects.exists()
+
+
+SHAPES = """
+version: 1
+defaults: {target: celery}
+jobs:
+  month-end: {schedule: '0 0 L * *', sql: SELECT 1}
+  spread: {schedule: every 10s, sql: SELECT 1, jitter: 9s}
+"""
+
+
+def test_beat__croniter_extension_and_jitter_due_times(tmp_path: Path) -> None:
+    """Our beat computes an ``L`` schedule with croniter (due at the next month-end, not at
+    the crontab superset's next midnight) and delays a jittered job by its name's offset
+    from a clock-aligned slot; the plan is clean after apply (the rows are what we render)."""
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(SHAPES)
+    status, out, err = jobs("apply", "--manifest", str(manifest), "--yes")
+    assert status == 0, out + err
+    run_beat()
+    due = {
+        name: BeatDue.objects.get(task_id=task_id).due_at
+        for name, task_id in PeriodicTask.objects.filter(
+            name__in=["month-end", "spread"]
+        ).values_list("name", "id")
+    }
+    now = datetime.now(UTC)
+    month_end = (now.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    expected = month_end.replace(hour=0, minute=0, second=0, microsecond=0)
+    if expected <= now:  # today is the last day, after midnight: next month's
+        following = (expected + timedelta(days=32)).replace(day=1)
+        expected = (following.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(
+            days=1
+        )
+    assert due["month-end"] == expected
+    offset = jitter_offset("spread", 9)
+    assert int((due["spread"] - timedelta(seconds=offset)).timestamp()) % EVERY == 0
+    status, out, _ = jobs("plan", "--manifest", str(manifest), "--check")
+    assert status == 0, out

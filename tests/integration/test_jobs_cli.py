@@ -160,6 +160,7 @@ def test_explain__text(tmp_path: Path) -> None:
     assert stdout.splitlines() == [
         "vacuum-analyze: pg_cron",
         "  engine schedule: cron '0 23 * * *' in GMT",
+        "  around the slots: catch_up unset: pg_cron runs none of the slots it missed",
         "  reasons:",
         "    - Every condition for pg_cron holds, so the job runs inside the database.",
         "    - The body is SQL (VACUUM) that stays inside the database.",
@@ -176,7 +177,8 @@ def test_explain__text(tmp_path: Path) -> None:
 
 
 def test_explain__startup_and_interval(tmp_path: Path) -> None:
-    """A start-up job has no clock times; an unaligned interval counts from --after."""
+    """A start-up job has no clock times; an interval no cron expression matches runs at the
+    multiples of its length since the epoch (``every`` is aligned to the clock)."""
     path = write(tmp_path, MANIFEST)
     _, stdout, _ = run("explain", "dump", "--manifest", path, "--format", "json")
     assert json.loads(stdout)["next_runs"] == []
@@ -186,7 +188,7 @@ def test_explain__startup_and_interval(tmp_path: Path) -> None:
     )  # fmt: skip
     document = json.loads(stdout)
     assert document["target"] == "celery"
-    assert document["next_runs"] == ["2025-01-01T00:07:00+00:00", "2025-01-01T00:14:00+00:00"]
+    assert document["next_runs"] == ["2025-01-01T00:05:00+00:00", "2025-01-01T00:12:00+00:00"]
 
 
 def test_explain__unknown_job(tmp_path: Path) -> None:

@@ -62,14 +62,19 @@ def test_parse_schedule__valid(text: str, expected: Cron | Every) -> None:
         ("0 24 * * *", "hour: 24 is out of range 0-23"),
         ("0 0 * * 8", "day-of-week: 8 is out of range 0-7"),
         (
-            "0 0 L * *",
-            "day-of-month: 'l' uses a croniter extension (L, W, #, ?, H) that neither pg_cron "
-            "nor Celery's crontab has",
+            "0 0 ? * *",
+            "day-of-month: '?' uses a croniter extension (?, H, or L, W, # outside the day "
+            "fields) that no engine reads; L, W and # are read in day-of-month and day-of-week",
         ),
         (
-            "0 0 * * 1#2",
-            "day-of-week: '1#2' uses a croniter extension (L, W, #, ?, H) that neither pg_cron "
-            "nor Celery's crontab has",
+            "0 L * * *",
+            "hour: 'l' uses a croniter extension (?, H, or L, W, # outside the day fields) that "
+            "no engine reads; L, W and # are read in day-of-month and day-of-week",
+        ),
+        (
+            "0 0 * * 1#6",
+            "croniter cannot read '0 0 * * 1#6': [0 0 * * 1#6] is not acceptable. "
+            "Invalid day_of_week value: '6'",
         ),
         (
             "5-5 * * * *",

@@ -231,3 +231,61 @@ def test_slots_to_send__nothing_due_yet() -> None:
     """Before the first slot after the last run, nothing is sent and nothing claimed."""
     policy = SlotPolicy(catch_up="all", limit=3, align=True)
     assert slots_to_send(policy, "interval", TEN_S, NOW - timedelta(seconds=2), NOW) == ([], None)
+
+
+# --------------------------------------------------------------------------- cron extensions
+
+
+@pytest.mark.parametrize(
+    ("text", "after", "expected"),
+    [
+        ("0 0 L * *", "2027-01-30", ["2027-01-31", "2027-02-28", "2027-03-31"]),
+        ("0 9 * * 5#2", "2027-01-01", ["2027-01-08", "2027-02-12", "2027-03-12"]),
+        ("0 9 * * L5", "2027-01-01", ["2027-01-29", "2027-02-26", "2027-03-26"]),
+        ("0 9 15W * *", "2027-05-01", ["2027-05-14", "2027-06-15", "2027-07-15"]),
+        ("0 0 1,L * *", "2027-01-30", ["2027-01-31", "2027-02-01", "2027-02-28"]),
+    ],
+)
+def test_cron_extensions__read_as_croniter_and_placed_on_our_beat(
+    text: str, after: str, expected: list[str]
+) -> None:
+    """L (last day, last Friday), W (nearest weekday: 15 May 2027 is a Saturday, so the 14th)
+    and # (second Friday) are accepted; pg_cron refuses them with the reason, Celery takes them
+    with a crontab superset while our beat (and explain) use croniter's own instants."""
+    from orchestrator.engines.celery import clock
+
+    spec = one_job(f"schedule: '{text}'\nsql: SELECT 1")
+    placed = classify(spec, engines(PG14))
+    assert placed.target == "celery"
+    assert (
+        f"Not pg_cron: pg_cron 1.4 (Vixie cron) does not read croniter's day extensions L, W "
+        f"and # in '{text}'." in placed.reasons
+    )
+    assert placed.schedule.cron is not None
+    assert placed.schedule.cron.split(" ")[2::2] == ["*", "*"]  # every day: a superset
+    start = datetime.fromisoformat(after).replace(tzinfo=UTC)
+    runs = clock.runs(spec.trigger, "UTC", start)
+    assert [next(runs).date().isoformat() for _ in expected] == expected
+
+
+def test_cron_extensions__forced_pg_cron_is_a_located_error() -> None:
+    """``target: pg_cron`` with ``L`` is refused at the schedule's line, saying why."""
+    spec = one_job("schedule: '0 0 L * *'\ntarget: pg_cron\nsql: SELECT 1")
+    with pytest.raises(ManifestInvalid) as caught:
+        classify(spec, engines(PG14))
+    assert [str(e) for e in caught.value.errors] == [
+        "jobs.yaml:4: job 'job': schedule: target pg_cron cannot run this job: pg_cron 1.4 "
+        "(Vixie cron) does not read croniter's day extensions L, W and # in '0 0 L * *'."
+    ]
+
+
+def test_slots_to_send__croniter_expression_from_the_policy() -> None:
+    """A row whose policy carries a croniter expression uses it, not the row's crontab
+    superset: back on 2 March after a month down, ``all`` sends 31 Jan and 28 Feb only."""
+    policy = SlotPolicy(catch_up="all", limit=5, cron="0 0 l * *", tz="UTC")
+    superset = ("0", "0", "*", "*", "*", "UTC")
+    last = datetime(2027, 1, 15, tzinfo=UTC)
+    now = datetime(2027, 3, 2, 8, tzinfo=UTC)
+    slots, claim = slots_to_send(policy, "crontab", superset, last, now)
+    assert slots == [datetime(2027, 1, 31, tzinfo=UTC), datetime(2027, 2, 28, tzinfo=UTC)]
+    assert claim == slots[-1]

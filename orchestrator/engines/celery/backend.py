@@ -34,6 +34,7 @@ from django_celery_beat.models import (
 )
 from prometheus_client.metrics_core import Metric
 
+from orchestrator.cron_readings import has_extension
 from orchestrator.engines.base import (
     STARTUP_PREFIX,
     Desired,
@@ -54,7 +55,7 @@ from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.engines.celery.schedule_rows import ScheduleRows
 from orchestrator.engines.celery.slot_policy import POLICY_HEADER, SlotPolicy
 from orchestrator.schedules import EngineSchedule, jitter_offset
-from orchestrator.specs import DEFAULT_CATCH_UP_LIMIT, JobSpec, Trigger, body_to_dict
+from orchestrator.specs import DEFAULT_CATCH_UP_LIMIT, Cron, JobSpec, Trigger, body_to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -277,11 +278,14 @@ class CeleryBeatBackend:
     def _headers(desired: Desired) -> dict[str, object]:
         spec = desired.spec
         headers = _time_limit_headers(spec.timeout, body_to_dict(spec.body))
+        extended = isinstance(spec.trigger, Cron) and has_extension(spec.trigger.expr)
         policy = SlotPolicy(
             catch_up=spec.catch_up,
             limit=spec.catch_up_limit or DEFAULT_CATCH_UP_LIMIT,
             offset=jitter_offset(spec.name, spec.jitter or 0),
             align=desired.schedule.kind == "interval",
+            cron=spec.trigger.expr if extended and isinstance(spec.trigger, Cron) else None,
+            tz=spec.timezone,
         ).as_header()
         if policy:  # read by our beat (due_scheduler), dropped from the messages it sends
             headers[POLICY_HEADER] = policy

@@ -8,6 +8,7 @@ On a day whose local 02:30 does not exist, Celery runs at 03:30 (late by the cha
 01:30 happens twice, it runs once. croniter differs on both, which is why ``explain`` and
 missed-run counting ask this module and not croniter.
 
+Expressions with croniter's L, W or # are croniter's instants (our beat computes them so).
 Intervals are aligned to the clock (our beat keeps them so, ``due_scheduler``); a clocked
 (one-time) task runs at its instant.
 """
@@ -19,12 +20,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from celery import current_app
+from croniter import croniter
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
+from orchestrator.cron_readings import has_extension
 from orchestrator.engine_times import aware_utc, interval_runs
 from orchestrator.engines.celery.fit import celery_fit
 from orchestrator.schedules import EngineSchedule
-from orchestrator.specs import At, Trigger
+from orchestrator.specs import At, Cron, Trigger
 
 
 def schedule_of(trigger: Trigger, timezone: str) -> EngineSchedule | None:
@@ -39,6 +42,8 @@ def runs(
     after = aware_utc(after)
     if isinstance(trigger, At):
         return iter([trigger.when.astimezone(UTC)] if trigger.when > after else [])
+    if isinstance(trigger, Cron) and has_extension(trigger.expr):
+        return croniter_instants(trigger.expr, timezone, after)  # our beat reads it so
     schedule = schedule_of(trigger, timezone)
     if schedule is None:
         return iter(())
@@ -47,6 +52,14 @@ def runs(
     if schedule.kind == "cron" and schedule.cron:
         return celery_instants(celery_crontab(schedule.cron, schedule.timezone), after)
     return iter(())
+
+
+def croniter_instants(expr: str, timezone: str, after: datetime) -> Iterator[datetime]:
+    """croniter's instants of ``expr`` in ``timezone`` after ``after``, in UTC: what our beat
+    runs for an expression with L, W or # (``slot_policy``)."""
+    walker = croniter(expr, aware_utc(after).astimezone(ZoneInfo(timezone)))
+    while True:
+        yield walker.get_next(datetime).astimezone(UTC)
 
 
 def celery_crontab(expr: str, timezone: str) -> TzAwareCrontab:

@@ -36,7 +36,12 @@ from django_celery_beat.models import (
 )
 from kombu.utils.json import loads
 
-from orchestrator.engines.celery.slot_policy import POLICY_HEADER, SlotPolicy, next_interval_slot
+from orchestrator.engines.celery.slot_policy import (
+    POLICY_HEADER,
+    SlotPolicy,
+    next_croniter_slot,
+    next_interval_slot,
+)
 
 #: ModelEntry puts a never-run task with a ``start_time`` this far in the past, so it runs at once
 #: when ``start_time`` comes.
@@ -198,6 +203,13 @@ def decide(row: TaskRow, cache: ScheduleCache, app_tz: Any) -> Decision:
     if policy is not None:  # the manifest's slot policy (slot_policy): aligned, jittered
         if row.kind == "interval" and policy.align:
             due = next_interval_slot(policy, row.definition, effective_last_run(row, now))
+        elif row.kind == "crontab" and policy.cron:
+            try:
+                due = next_croniter_slot(policy, effective_last_run(row, now))
+            # Reason: croniter and zoneinfo raise many kinds for a hand-edited header; the row
+            # is skipped with its reason, never beat.
+            except Exception as error:
+                raise UnschedulableError(f"croniter {policy.cron!r}: {error}") from error
         due += timedelta(seconds=policy.offset)
     if row.expires is not None and due > row.expires:
         due = row.expires  # looked at again then, and disabled as expired

@@ -13,11 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.clock_changes import clock_changes
-from orchestrator.cron_readings import croniter_reading
+from orchestrator.cron_readings import croniter_reading, has_extension
 from orchestrator.engines.base import Blocker, Verdict
 from orchestrator.engines.celery.reading import celery_fields, celery_reading
 from orchestrator.schedules import EngineSchedule, Fit, every_as_cron, format_every, jitter_offset
-from orchestrator.specs import DEFAULT_CATCH_UP_LIMIT, At, Every, JobSpec, SqlBody, Startup, Trigger
+from orchestrator.specs import (
+    DEFAULT_CATCH_UP_LIMIT,
+    At,
+    Cron,
+    Every,
+    JobSpec,
+    SqlBody,
+    Startup,
+    Trigger,
+)
 from orchestrator.sql_analysis import analyse_sql
 
 
@@ -74,6 +83,8 @@ def celery_fit(trigger: Trigger, timezone: str) -> Fit:
                 f"{trigger.seconds} s since 00:00 UTC, as 'every' means on every engine.",
             ),
         )
+    if has_extension(trigger.expr):
+        return _croniter_fit(trigger, timezone)
     differences = croniter_reading(trigger.expr).differences(celery_reading(trigger.expr))
     if differences == ["day"]:
         day_of_month, day_of_week = _day_fields(trigger.expr)
@@ -113,8 +124,7 @@ def celery_fit(trigger: Trigger, timezone: str) -> Fit:
 def scheduling_reasons(spec: JobSpec) -> list[str]:
     """What our beat (``due_scheduler``) does after downtime and with ``jitter``, in words."""
     catch_up = {
-        None: "After beat downtime it sends one run for the slots it missed (Celery's own "
-        "catch-up; set catch_up to choose).",
+        None: None,  # Celery's own, said by explain's "around the slots" line
         "none": "After beat downtime it sends none of the slots it missed (catch_up: none).",
         "one": "After beat downtime it sends one run, for the latest slot it missed "
         "(catch_up: one).",
@@ -122,13 +132,30 @@ def scheduling_reasons(spec: JobSpec) -> list[str]:
         f"{spec.catch_up_limit or DEFAULT_CATCH_UP_LIMIT} at most, each carrying its slot "
         "(catch_up: all).",
     }[spec.catch_up]
-    reasons = [catch_up]
+    reasons = [catch_up] if catch_up else []
     if spec.jitter:
         reasons.append(
             f"Each run starts {jitter_offset(spec.name, spec.jitter)} s after its slot: a fixed "
             f"offset of at most {spec.jitter} s drawn from the job's name (jitter)."
         )
     return reasons
+
+
+def _croniter_fit(trigger: Cron, timezone: str) -> Fit:
+    """An expression with croniter's L, W or #: Celery's crontab reads none of them, so our beat
+    computes its instants with croniter (``slot_policy``). The crontab row beat gets fires every
+    day at the expression's minutes, hours and months (a superset, never used by our beat to
+    decide), so the row stays a valid django-celery-beat schedule."""
+    minute, hour, _, month, _ = trigger.expr.split(" ")
+    superset = celery_fields(f"{minute} {hour} * {month} *").as_cron()
+    return Fit(
+        schedule=EngineSchedule(kind="cron", cron=superset, timezone=timezone),
+        reasons=(
+            f"Celery's crontab does not read croniter's L, W or # in '{trigger.source}'; our "
+            "beat (DueScheduler) computes its instants with croniter itself, exactly as "
+            "croniter reads them, in the job's time zone.",
+        ),
+    )
 
 
 def _day_fields(expr: str) -> tuple[str, str]:

@@ -15,9 +15,11 @@ For a row with a policy, the scheduler asks this module, at dispatch time, which
 * ``all``: every missed slot, the latest ``limit`` of them, oldest first.
 
 Slots of a crontab are croniter's, on the spelled-out fields Celery gets (``reading``: the two
-read alike, daylight-saving days aside); slots of an interval are the multiples of its length
-since the Unix epoch. ``jitter`` is a fixed offset per job (``schedules.jitter_offset``): each
-slot is due ``offset`` seconds after its instant, and the message still carries the slot itself.
+read alike, daylight-saving days aside), or on the policy's own expression when it uses
+croniter's L, W or # (which Celery's crontab cannot read: the row holds a superset); slots of
+an interval are the multiples of its length since the Unix epoch. ``jitter`` is a fixed offset
+per job (``schedules.jitter_offset``): each slot is due ``offset`` seconds after its instant,
+and the message still carries the slot itself.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class SlotPolicy:
     limit: int = DEFAULT_CATCH_UP_LIMIT
     offset: int = 0
     align: bool = False
+    #: a cron expression with croniter's L, W or # (and its zone): the row's crontab is only
+    #: a superset (``fit._croniter_fit``), the slots are croniter's reading of this
+    cron: str | None = None
+    tz: str = "UTC"
 
     def as_header(self) -> dict[str, object]:
         header: dict[str, object] = {}
@@ -60,6 +66,8 @@ class SlotPolicy:
             header["offset"] = self.offset
         if self.align:
             header["align"] = True
+        if self.cron:
+            header["cron"], header["tz"] = self.cron, self.tz
         return header
 
     @classmethod
@@ -81,6 +89,8 @@ class SlotPolicy:
             limit=limit if isinstance(limit, int) and limit > 0 else DEFAULT_CATCH_UP_LIMIT,
             offset=offset if isinstance(offset, int) and offset > 0 else 0,
             align=found.get("align") is True,
+            cron=str(found["cron"]) if found.get("cron") else None,
+            tz=str(found.get("tz") or "UTC"),
         )
 
 
@@ -95,6 +105,13 @@ def next_interval_slot(policy: SlotPolicy, definition: tuple[Any, ...], last: da
     if policy.align:
         return aligned_after(seconds, last.astimezone(UTC))
     return last + timedelta(seconds=seconds)
+
+
+def next_croniter_slot(policy: SlotPolicy, last: datetime) -> datetime:
+    """croniter's first instant of ``policy.cron`` after ``last``, in the policy's zone (UTC)."""
+    assert policy.cron is not None
+    zone = ZoneInfo(policy.tz)
+    return croniter(policy.cron, last.astimezone(zone)).get_next(datetime).astimezone(UTC)
 
 
 def slots_since(
@@ -121,6 +138,8 @@ def slots_since(
     if kind == "crontab":
         minute, hour, day_of_week, day_of_month, month_of_year, tz = definition
         expr = f"{minute} {hour} {day_of_month} {month_of_year} {day_of_week}"
+        if policy.cron:
+            expr, tz = policy.cron, policy.tz
         zone = ZoneInfo(str(tz))
         # croniter's get_prev returns instants strictly before its start: start a second after.
         walker = croniter(expr, (until + timedelta(seconds=1)).astimezone(zone))
@@ -171,6 +190,7 @@ __all__ = (
     "GRACE_SECONDS",
     "POLICY_HEADER",
     "SlotPolicy",
+    "next_croniter_slot",
     "next_interval_slot",
     "slots_since",
     "slots_to_send",

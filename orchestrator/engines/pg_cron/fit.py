@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.cron_readings import croniter_reading
+from orchestrator.cron_readings import croniter_reading, has_extension
 from orchestrator.engines.base import Blocker, Verdict
 from orchestrator.engines.pg_cron.capabilities import Capabilities
 from orchestrator.engines.pg_cron.reading import pg_cron_reading
@@ -173,6 +173,11 @@ def _pg_cron_every(trigger: Every, capabilities: Capabilities, label: str) -> Fi
 
 
 def _pg_cron_reading_reasons(trigger: Cron, label: str) -> list[str]:
+    if has_extension(trigger.expr):
+        return [
+            f"{label} (Vixie cron) does not read croniter's day extensions L, W and # in "
+            f"'{trigger.source}'."
+        ]
     engine = pg_cron_reading(trigger.expr)
     if engine.reading is None:
         return [f"{engine.refusal}." if engine.refusal else f"{label} refuses this schedule."]
