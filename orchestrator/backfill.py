@@ -30,6 +30,7 @@ from orchestrator.engines.base import Backend
 from orchestrator.errors import OrchestratorError, ServiceError
 from orchestrator.models import BackfillSlot, JobRun, RunStatus
 from orchestrator.operations import managed
+from orchestrator.runs import import_engine_runs
 from orchestrator.specs import Cron, Every
 from orchestrator.stored import trigger_from
 
@@ -142,6 +143,7 @@ def backfill(
     ``progress(outcome, done, total)`` is called after each slot.
     """
     slots = bounded(name, window_slots(name, start, end), limit, yes)
+    import_engine_runs()  # pg_cron's newest runs, so a slot it ran a moment ago counts as run
     ran = already_run(name, slots)
     got = take(name, [slot for slot in slots if slot not in ran])
     row = managed(name)

@@ -176,7 +176,10 @@ class JobRun(models.Model):
     status = models.CharField(max_length=16, choices=RunStatus.choices)
     manual = models.BooleanField(default=False, help_text="started by run-now, not by schedule")
     backfill = models.BooleanField(
-        default=False, help_text="started by `jobs backfill` for its scheduled_for slot"
+        default=False,
+        # a database default too: pg_cron's importer (sql/0003) inserts rows in SQL
+        db_default=False,
+        help_text="started by `jobs backfill` for its scheduled_for slot",
     )
     scheduled_for = models.DateTimeField(null=True, blank=True)
     started = models.DateTimeField(null=True, blank=True)

@@ -240,3 +240,28 @@ def test_beat__croniter_extension_and_jitter_due_times(tmp_path: Path) -> None:
     assert int((due["spread"] - timedelta(seconds=offset)).timestamp()) % EVERY == 0
     status, out, _ = jobs("plan", "--manifest", str(manifest), "--check")
     assert status == 0, out
+
+
+def test_admin_job_page__says_what_happens_around_the_slots() -> None:
+    """The job page shows the catch-up policy and the job's jitter offset next to its
+    schedule, and the unset policy as the engine's own."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+
+    from orchestrator.models import ManagedJob
+
+    apply(CATCH_UP.replace("cu-all: {", "cu-all: {jitter: 4s, "))
+    admin = get_user_model().objects.create_superuser("around-admin", "a@example.com", "x")
+    client = Client()
+    client.force_login(admin)
+    page = client.get(
+        reverse(
+            "admin:orchestrator_managedjob_change", args=[ManagedJob.objects.get(name="cu-all").pk]
+        )
+    ).content.decode()
+    offset = jitter_offset("cu-all", 4)
+    assert (
+        "catch_up: all (each missed slot, the latest 3 at most); jitter up to 4 s (this job "
+        f"starts {offset} s after each slot)"
+    ) in page
