@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orchestrator", "0006_run_status_missed"),
+        ("orchestrator", "0007_run_traceback_call_and_search"),
     ]
 
     operations = [
