@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orchestrator", "0007_run_traceback_call_and_search"),
+        ("orchestrator", "0008_prune_permission_and_plan_entry"),
     ]
 
     operations = [
