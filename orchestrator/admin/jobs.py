@@ -36,7 +36,6 @@ from orchestrator.admin.display import (
     duration_html,
     duration_text,
     engine_badge,
-    instant_html,
     relative_text,
     run_chart,
     schedule_words,
@@ -196,7 +195,18 @@ class ManagedJobAdmin(ReadOnlyAdmin):
     @admin.display(description="next run")
     def next_run_col(self, obj: ManagedJob) -> Any:
         found = getattr(obj, "status", None)
-        return instant_html(found.next_run, zone=False) if found is not None else "—"
+        when = found.next_run if found is not None else None
+        if when is None:
+            return "—"
+        # As the last run: how soon first (what an operator scans for), the instant under it
+        return format_html(
+            '<time class="orch-next" datetime="{}" title="{}">{}<small class="orch-when">{}'
+            "</small></time>",
+            when.isoformat(),
+            absolute_text(when),
+            relative_text(when),
+            absolute_text(when, zone=False),
+        )
 
     @admin.display(description="last run", ordering="last_started")
     def last_run_col(self, obj: ManagedJob) -> Any:

@@ -172,7 +172,12 @@ class JobRunAdmin(ReadOnlyAdmin):
             # A Celery hostname is name@host: the line may break after the "@", never mid-word.
             name, at, host = obj.worker.partition("@")
             return format_html(
-                "{}{}<wbr>{}<br><small>pid {}</small>", name, at, host, obj.pid or "?"
+                '<span class="orch-worker">{}{}</span><wbr><span class="orch-worker">{}</span>'
+                "<br><small>pid {}</small>",
+                name,
+                at,
+                host,
+                obj.pid or "?",
             )
         return f"backend {obj.pid}" if obj.pid else "—"
 

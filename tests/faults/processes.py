@@ -24,13 +24,13 @@ PROFILE_DIR = ROOT / ".data" / os.environ.get("ORCHESTRATOR_PROFILE", "test")
 class Process:
     """A child process of the project, its output in a log file under ``.data/<profile>/``."""
 
-    def __init__(self, argv: list[str], log_name: str) -> None:
+    def __init__(self, argv: list[str], log_name: str, env: dict[str, str] | None = None) -> None:
         self.log = PROFILE_DIR / log_name
         self.handle = self.log.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "project", *argv],
             cwd=ROOT,
-            env=service_env(),
+            env=service_env(**(env or {})),
             stdout=self.handle,
             stderr=subprocess.STDOUT,
         )
@@ -93,7 +93,7 @@ class Worker(Process):
 
 
 class Beat(Process):
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, env: dict[str, str] | None = None) -> None:
         self.name = name
         super().__init__(
             [
@@ -102,6 +102,7 @@ class Beat(Process):
                 f"--schedule={PROFILE_DIR / f'beat-{name}.schedule'}",
             ],
             f"beat-{name}.log",
+            env,
         )  # fmt: skip
 
     def is_leader(self) -> bool:
