@@ -126,6 +126,7 @@ class HandMadeTaskFilter(admin.SimpleListFilter):
 
 class GuardedPeriodicTaskAdmin(PeriodicTaskAdmin):
     list_display = ("name", "managed_by", *PeriodicTaskAdmin.list_display[1:])
+    change_list_template = "admin/django_celery_beat/periodictask/orchestrator_change_list.html"
     list_filter = (
         ManagedFilter,
         JobFilter,
@@ -146,8 +147,7 @@ class GuardedPeriodicTaskAdmin(PeriodicTaskAdmin):
             return "—"
         url = reverse("admin:orchestrator_managedjob_change", args=[job_id])
         return format_html(
-            '<span class="orch-managed" style="white-space:nowrap">manifest · read-only</span><br>'
-            '<a href="{}">job page</a>',
+            '<span class="orch-managed">manifest · read-only</span><br><a href="{}">job page</a>',
             url,
         )
 

@@ -27,3 +27,9 @@ def instant(value: datetime | str | None) -> SafeString | str:
 def duration(value: timedelta | float | None) -> SafeString | str:
     """A human duration ("491 ms", "2 min 5 s") whose title keeps the exact seconds."""
     return display.duration_html(value)
+
+
+@register.filter
+def engine(value: str) -> SafeString:
+    """The engine's coloured badge, as in the Jobs and Runs lists."""
+    return display.engine_badge(value)
