@@ -33,3 +33,9 @@ def duration(value: timedelta | float | None) -> SafeString | str:
 def engine(value: str) -> SafeString:
     """The engine's coloured badge, as in the Jobs and Runs lists."""
     return display.engine_badge(value)
+
+
+@register.filter
+def status(value: str | None) -> SafeString | str:
+    """A run or task state's coloured badge, as in the Runs list."""
+    return display.status_badge(value)
