@@ -141,11 +141,12 @@ def missed_everywhere(name: str) -> set[int]:
     client = Client()
     client.force_login(user)
     page = client.get(reverse("admin:orchestrator_managedjob_changelist")).content.decode()
-    row = re.search(rf">{re.escape(name)}</a>.*?</tr>", page, flags=re.S)
+    row = re.search(rf'class="orch-name">{re.escape(name)}</span>.*?</tr>', page, flags=re.S)
     assert row is not None
-    cell = re.search(r'<td class="field-missed_col">(?:<strong[^>]*>)?(\d+|—)', row.group(0))
-    assert cell is not None
-    numbers.add(0 if cell.group(1) == "—" else int(cell.group(1)))
+    # the list's state column says "N missed" under the state, and nothing when none are
+    assert '<td class="field-state_col">' in row.group(0)
+    cell = re.search(r'class="orch-missed"[^>]*>(\d+) missed<', row.group(0))
+    numbers.add(int(cell.group(1)) if cell else 0)
     pk = ManagedJob.objects.get(name=name).pk
     detail = client.get(reverse("admin:orchestrator_managedjob_change", args=[pk])).content
     found = re.search(r'class="orch-missed">(\d+)', detail.decode())
