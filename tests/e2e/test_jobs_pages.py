@@ -223,7 +223,11 @@ def test_jobs_pages__read_well_at_1440_and_390_px(
         view.goto(f"{base}/admin/orchestrator/managedjob/{job.pk}/change/")
         view.wait_for_selector(".orch-job")
         shot(view, f"job-{label}")
-        if label == "1440":  # the README's picture: what a screen shows, not the whole page
-            view.screenshot(path=str(ARTIFACTS / "readme-job.png"))
+        if label == "1440":  # the README's picture: a tall screen's worth, down to its runs
+            view.screenshot(
+                path=str(ARTIFACTS / "readme-job.png"),
+                full_page=True,
+                clip={"x": 0, "y": 0, "width": WIDE["width"], "height": 1080},
+            )
         assert view.evaluate(OVERFLOW) <= 0, f"the job page scrolls sideways at {label} px"
         assert view.locator(".orch-upcoming li").count() == 5
