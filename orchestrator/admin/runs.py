@@ -185,7 +185,7 @@ class JobRunAdmin(ReadOnlyAdmin):
     def error_col(self, obj: JobRun) -> Any:
         text = obj.message or ""
         if not text:
-            return "—"
+            return format_html('<span class="orch-none">{}</span>', "—")
         css = "orch-error" if obj.status in ERROR_STATUSES else "orch-output"
         return format_html('<span class="{}" title="{}">{}</span>', css, text[:1000], excerpt(text))
 
