@@ -8,6 +8,7 @@ operational state the admin owns (``paused``), which an apply never overwrites.
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Length
 from django.db.models.lookups import LessThanOrEqual
@@ -282,3 +283,45 @@ class CronImportMark(models.Model):
 
     def __str__(self) -> str:
         return f"pg_cron runs from runid {self.open_from}"
+
+
+class RunCounter(models.Model):
+    """Finished runs counted as they happen, per job, engine and status: ``/metrics``' counters.
+
+    ``JobRun`` is pruned (``orchestrator_prune_run_history``), so counts recounted from it would
+    go down, and Prometheus reads any decrease of a counter as a restart (``rate()`` jumps).
+    These rows are written only by statement triggers on ``orchestrator_jobrun``
+    (``sql/0010_run_counters.sql``), on every path a run reaches a finished status: Celery's
+    signals, pg_cron's run import, the lost-run sweep. A row is added to, never recounted,
+    and deleting history does not touch it.
+
+    ``status`` is free text on purpose: a status added to ``RunStatus`` later is counted with
+    no change here (any status but ``queued`` and ``running`` counts as finished).
+    ``duration_le`` holds the cumulative histogram counts for the bounds of
+    ``orchestrator_run_duration_bounds()`` (seconds, ``le``), so ``/metrics`` needs no query of
+    the history to draw a duration histogram.
+    """
+
+    job = models.CharField(max_length=63)
+    engine = models.CharField(max_length=16)
+    status = models.CharField(max_length=32)
+    runs = models.BigIntegerField(default=0, help_text="runs that reached this status")
+    timed = models.BigIntegerField(default=0, help_text="of those, runs with a duration")
+    duration_seconds = models.FloatField(default=0.0, help_text="sum of their durations")
+    duration_le = ArrayField(
+        models.BigIntegerField(),
+        default=list,
+        help_text="cumulative counts of durations <= each bound (orchestrator_run_duration_bounds)",
+    )
+    last_finished = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=("job", "engine", "status"), name="run_counter_job_engine_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.engine} {self.status}: {self.runs}"
