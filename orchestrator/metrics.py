@@ -1,21 +1,34 @@
-"""``/metrics``: the run history of both engines in Prometheus' text format.
+"""``/metrics``: runs, job states, the pending plan and the engines' health for Prometheus.
 
-Everything is read at scrape time from PostgreSQL (the history is the source of truth; no
-process-local counters that each gunicorn worker would hold a different share of), plus queue
-depths from Redis (``orchestrator.engines.celery.fleet``: ``LLEN`` of each queue over kombu's
-priority lists).
+Read at scrape time, so every gunicorn worker answers the same (no process-local counters,
+each holding a different share). Names follow Prometheus' conventions: base units in the name
+(``_seconds``, ``_timestamp_seconds``), ``_total`` for counters. Per job, labels are
+``job`` and ``engine``.
 
-- ``orchestrator_job_runs_total{job,engine,status}``: runs recorded;
-- ``orchestrator_job_run_duration_seconds{job,engine}``: a summary (``_sum``/``_count``) of
-  finished runs' durations;
-- ``orchestrator_job_last_success_timestamp_seconds{job,engine}``;
-- ``orchestrator_job_missed_runs{job,engine,window="24h"}``: missed in the window, the number
-  every view shows (``orchestrator.status``, ``orchestrator.missed``);
-- ``orchestrator_jobs{engine,state}``: jobs by their live state (``orchestrator.status``);
-- ``orchestrator_queue_depth{queue}``;
-- ``orchestrator_scheduler_up{engine}`` (1 when the engine's scheduler runs what is due: pg_cron
-  running or idle, a Celery beat leader present) with ``orchestrator_scheduler_info{engine,state}``,
-  read through each backend's ``health()``; ``orchestrator_pg_cron_scheduler_up`` is kept.
+Runs (``orchestrator_runcounter``, fed by triggers on every run write, never recounted from
+the pruned history, so counters only go up):
+
+- ``orchestrator_job_runs_total{job,engine,status}``: runs that reached each finished status;
+- ``orchestrator_job_run_duration_seconds{job,engine,status}``: a histogram (``_bucket``,
+  ``_sum``, ``_count``) of those runs' durations;
+- ``orchestrator_job_last_success_timestamp_seconds`` / ``..._last_failure_...``: when the
+  newest run that succeeded / failed finished (Unix time). Failure is any finished status
+  but ``succeeded``, ``skipped``, ``retried`` (another attempt follows) and ``missed``
+  (counted as missed runs): ``failed``, ``lost`` and any final failure status added later.
+
+Jobs, from the one status model (``orchestrator.status``), so no view disagrees with another:
+
+- ``orchestrator_job_next_run_timestamp_seconds`` (only when the engine will run it),
+  ``orchestrator_job_last_run_timestamp_seconds`` (the newest run's start);
+- ``orchestrator_job_paused``, ``orchestrator_job_drift`` (1 or 0);
+- ``orchestrator_job_missed_runs{job,engine,window="24h"}``; ``orchestrator_jobs{engine,state}``.
+
+The manifest against the engines (the plan ``jobs plan`` shows; its placement is cached):
+``orchestrator_plan_pending_changes{action}`` and ``orchestrator_manifest_valid``.
+
+Engines: each backend's ``metric_families`` (queue depths, workers up, beat leader present,
+pg_cron's launcher) and ``orchestrator_scheduler_up{engine}`` / ``orchestrator_scheduler_info``
+from each backend's ``health()``; ``orchestrator_pg_cron_scheduler_up`` is kept.
 
 When ``settings.ORCHESTRATOR_METRICS_TOKEN`` is set, a scrape must send it as a bearer token.
 """
@@ -24,7 +37,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -34,117 +49,234 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
-    SummaryMetricFamily,
 )
 
 from orchestrator import missed
 from orchestrator.engines import backends
-from orchestrator.status import job_statuses
+from orchestrator.engines.base import Backend, LiveJob
+from orchestrator.errors import OrchestratorError
+from orchestrator.models import RunStatus
+from orchestrator.status import JobStatus, State, job_statuses
 
 logger = logging.getLogger(__name__)
 
-RUNS_SQL = """
-SELECT job, engine, status, count(*),
-       coalesce(sum(extract(epoch FROM duration)) FILTER (WHERE duration IS NOT NULL), 0),
-       count(duration),
-       extract(epoch FROM max(finished) FILTER (WHERE status = 'succeeded'))
-  FROM orchestrator_jobrun
- GROUP BY job, engine, status
+#: finished statuses that are not a failure of the job (see the module docstring)
+NOT_FAILURES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.RETRIED, RunStatus.MISSED}
+)
+#: plan actions that change something (``unchanged`` is not pending)
+PENDING_ACTIONS = ("create", "update", "drift", "delete")
+
+COUNTERS_SQL = """
+SELECT job, engine, status, runs, timed, duration_seconds, duration_le,
+       extract(epoch FROM last_finished)
+  FROM orchestrator_runcounter
+ ORDER BY job, engine, status
 """
+BOUNDS_SQL = "SELECT orchestrator_run_duration_bounds()"
 
 
-class HistoryCollector:
-    """A prometheus_client collector reading the history at scrape time."""
+class _LiveOnce:
+    """A backend whose ``live()`` is read once per scrape: the status model and the plan both
+    need every engine's jobs, and reading them twice would double a scrape's cost."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._live: dict[str, LiveJob] | None = None
+
+    def live(self) -> dict[str, LiveJob]:
+        if self._live is None:
+            self._live = self._backend.live()
+        return self._live
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+def _bound_label(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else f"{bound:g}"
+
+
+def run_families() -> Iterator[Metric]:
+    """Counters, duration histograms and last success/failure times, from the counters."""
+    runs = CounterMetricFamily(
+        "orchestrator_job_runs",
+        "Runs that reached each finished status (counted as they finish; pruning keeps them)",
+        labels=["job", "engine", "status"],
+    )
+    durations = HistogramMetricFamily(
+        "orchestrator_job_run_duration_seconds",
+        "Durations of finished runs",
+        labels=["job", "engine", "status"],
+    )
+    last_success = GaugeMetricFamily(
+        "orchestrator_job_last_success_timestamp_seconds",
+        "When the job's newest successful run finished (Unix time)",
+        labels=["job", "engine"],
+    )
+    last_failure = GaugeMetricFamily(
+        "orchestrator_job_last_failure_timestamp_seconds",
+        "When the job's newest failed or lost run finished (Unix time)",
+        labels=["job", "engine"],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(BOUNDS_SQL)
+        (bounds,) = cursor.fetchone()
+        cursor.execute(COUNTERS_SQL)
+        rows = cursor.fetchall()
+    successes: dict[tuple[str, str], float] = {}
+    failures: dict[tuple[str, str], float] = {}
+    for job, engine, status, count, timed, total, cumulative, finished_at in rows:
+        runs.add_metric([job, engine, status], count)
+        buckets = [
+            (_bound_label(bound), float(value))
+            for bound, value in zip(bounds, cumulative, strict=True)
+        ]
+        buckets.append(("+Inf", float(timed)))
+        durations.add_metric([job, engine, status], buckets, sum_value=float(total))
+        if finished_at is None:
+            continue
+        if status == RunStatus.SUCCEEDED:
+            latest = successes
+        elif status in NOT_FAILURES:
+            continue
+        else:
+            latest = failures
+        key = (job, engine)
+        latest[key] = max(float(finished_at), latest.get(key, 0.0))
+    for (job, engine), when in sorted(successes.items()):
+        last_success.add_metric([job, engine], when)
+    for (job, engine), when in sorted(failures.items()):
+        last_failure.add_metric([job, engine], when)
+    yield from (runs, durations, last_success, last_failure)
+
+
+def _timestamp(when: datetime | None) -> float | None:
+    return None if when is None else when.timestamp()
+
+
+def job_families(statuses: list[JobStatus]) -> Iterator[Metric]:
+    """Per job: next and last run, paused, drift, missed runs; jobs by state."""
+    labels = ["job", "engine"]
+    next_run = GaugeMetricFamily(
+        "orchestrator_job_next_run_timestamp_seconds",
+        "When the engine will next start the job (Unix time); absent when it will not",
+        labels=labels,
+    )
+    last_run = GaugeMetricFamily(
+        "orchestrator_job_last_run_timestamp_seconds",
+        "When the job's newest recorded run started (Unix time)",
+        labels=labels,
+    )
+    paused = GaugeMetricFamily(
+        "orchestrator_job_paused", "1 when an operator paused the job", labels=labels
+    )
+    drift = GaugeMetricFamily(
+        "orchestrator_job_drift",
+        "1 when the engine differs from what the orchestrator applied",
+        labels=labels,
+    )
+    missed_runs = GaugeMetricFamily(
+        "orchestrator_job_missed_runs",
+        f"Scheduled runs missed in the last {missed.WINDOW_LABEL} (window label)",
+        labels=["job", "engine", "window"],
+    )
+    states = GaugeMetricFamily(
+        "orchestrator_jobs", "Managed jobs by engine and live state", labels=["engine", "state"]
+    )
+    counted: dict[tuple[str, str], int] = {}
+    for found in sorted(statuses, key=lambda s: s.name):
+        key = [found.name, found.job.engine]
+        counted[(found.job.engine, found.state.value)] = (
+            counted.get((found.job.engine, found.state.value), 0) + 1
+        )
+        upcoming = _timestamp(found.next_run)
+        if upcoming is not None:
+            next_run.add_metric(key, upcoming)
+        last = found.last_run
+        started = None if last is None else _timestamp(last.started or last.finished)
+        if started is not None:
+            last_run.add_metric(key, started)
+        paused.add_metric(key, 1 if found.state == State.PAUSED else 0)
+        drift.add_metric(key, 1 if found.state == State.DRIFT else 0)
+        if found.missed is not None:
+            missed_runs.add_metric([*key, missed.WINDOW_LABEL], found.missed_count)
+    for (engine, state), count in sorted(counted.items()):
+        states.add_metric([engine, state], count)
+    yield from (next_run, last_run, paused, drift, missed_runs, states)
+
+
+def plan_families(engines: Mapping[str, Backend]) -> Iterator[Metric]:
+    """How many changes ``jobs apply --prune`` would make now, by action."""
+    from orchestrator import desired, reconcile  # the planner loads only when scraped
+
+    pending = GaugeMetricFamily(
+        "orchestrator_plan_pending_changes",
+        "Changes the manifest's plan would make (jobs plan), by action",
+        labels=["action"],
+    )
+    valid = GaugeMetricFamily(
+        "orchestrator_manifest_valid", "1 when the manifest loads, validates and plans"
+    )
+    try:
+        plan = reconcile.plan(desired.place_file(), backends=engines)
+    except OrchestratorError as error:
+        logger.warning("metrics: the manifest does not plan", extra={"error": str(error)})
+        valid.add_metric([], 0)
+        yield from (pending, valid)
+        return
+    summary = plan.summary()
+    for action in PENDING_ACTIONS:
+        pending.add_metric([action], summary.get(action, 0))
+    valid.add_metric([], 1)
+    yield from (pending, valid)
+
+
+def scheduler_families(engines: Mapping[str, Backend]) -> Iterator[Metric]:
+    healths = [backend.health() for backend in engines.values()]
+    up = GaugeMetricFamily(
+        "orchestrator_scheduler_up",
+        "1 when the engine's scheduler runs what is due (or nothing is due), else 0",
+        labels=["engine"],
+    )
+    info = GaugeMetricFamily(
+        "orchestrator_scheduler_info", "each engine's scheduler state", labels=["engine", "state"]
+    )
+    for health in healths:
+        up.add_metric([health.engine], 1 if health.healthy else 0)
+        info.add_metric([health.engine, health.state], 1)
+    yield up
+    yield info
+    # The pg_cron series by its first name, which dashboards and alerts may already use.
+    for health in healths:
+        if health.engine == "pg_cron":
+            legacy = GaugeMetricFamily(
+                "orchestrator_pg_cron_scheduler_up",
+                "1 when pg_cron started every job that was due (or none was due), else 0",
+            )
+            legacy.add_metric([], 1 if health.healthy else 0)
+            yield legacy
+
+
+class OrchestratorCollector:
+    """A prometheus_client collector reading everything above at scrape time."""
 
     def collect(self) -> Iterator[Metric]:
-        runs = CounterMetricFamily(
-            "orchestrator_job_runs", "Runs recorded, by job, engine and status",
-            labels=["job", "engine", "status"],
-        )  # fmt: skip
-        durations = SummaryMetricFamily(
-            "orchestrator_job_run_duration_seconds", "Durations of finished runs",
-            labels=["job", "engine"],
-        )  # fmt: skip
-        last_success = GaugeMetricFamily(
-            "orchestrator_job_last_success_timestamp_seconds",
-            "When the job's newest successful run finished (Unix time)",
-            labels=["job", "engine"],
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(RUNS_SQL)
-            rows = cursor.fetchall()
-        sums: dict[tuple[str, str], list[float]] = {}
-        latest: dict[tuple[str, str], float] = {}
-        for job, engine, status, count, total, finished, success_at in rows:
-            runs.add_metric([job, engine, status], count)
-            pair = sums.setdefault((job, engine), [0, 0.0])
-            pair[0] += int(finished)
-            pair[1] += float(total)
-            if success_at is not None:
-                latest[(job, engine)] = max(float(success_at), latest.get((job, engine), 0.0))
-        for (job, engine), (count, total) in sorted(sums.items()):
-            durations.add_metric([job, engine], count_value=int(count), sum_value=total)
-        for (job, engine), when in sorted(latest.items()):
-            last_success.add_metric([job, engine], when)
-        yield runs
-        yield durations
-        yield last_success
-        yield from self._jobs()
-        for backend in backends().values():
-            yield from backend.metric_families()
-        yield from self._scheduler()
-
-    def _jobs(self) -> Iterator[Metric]:
-        statuses = job_statuses()
-        states = GaugeMetricFamily(
-            "orchestrator_jobs", "Managed jobs by engine and live state", labels=["engine", "state"]
-        )
-        counted: dict[tuple[str, str], int] = {}
-        for found in statuses:
-            key = (found.job.engine, found.state.value)
-            counted[key] = counted.get(key, 0) + 1
-        for (engine, state), count in sorted(counted.items()):
-            states.add_metric([engine, state], count)
-        yield states
-        missed_runs = GaugeMetricFamily(
-            "orchestrator_job_missed_runs",
-            f"Scheduled runs missed in the last {missed.WINDOW_LABEL} (window label)",
-            labels=["job", "engine", "window"],
-        )
-        for found in sorted(statuses, key=lambda s: s.name):
-            if found.missed is not None:
-                missed_runs.add_metric(
-                    [found.name, found.job.engine, missed.WINDOW_LABEL], found.missed_count
-                )
-        yield missed_runs
-
-    def _scheduler(self) -> Iterator[Metric]:
-        healths = [backend.health() for backend in backends().values()]
-        up = GaugeMetricFamily(
-            "orchestrator_scheduler_up",
-            "1 when the engine's scheduler runs what is due (or nothing is due), else 0",
-            labels=["engine"],
-        )
-        info = GaugeMetricFamily(
-            "orchestrator_scheduler_info",
-            "each engine's scheduler state",
-            labels=["engine", "state"],
-        )
-        for health in healths:
-            up.add_metric([health.engine], 1 if health.healthy else 0)
-            info.add_metric([health.engine, health.state], 1)
-        yield up
-        yield info
-        # The pg_cron series by their first names, which dashboards and alerts already use.
-        for health in healths:
-            if health.engine == "pg_cron":
-                legacy = GaugeMetricFamily(
-                    "orchestrator_pg_cron_scheduler_up",
-                    "1 when pg_cron started every job that was due (or none was due), else 0",
-                )
-                legacy.add_metric([], 1 if health.healthy else 0)
-                yield legacy
+        engines: dict[str, Backend] = {
+            name: _LiveOnce(backend)  # type: ignore[misc]  # a Backend by delegation
+            for name, backend in backends().items()
+        }
+        # Asked first: an engine may start a slow read (Celery's worker ping) that then runs
+        # while the database is read below.
+        engine_families = [backend.metric_families() for backend in engines.values()]
+        yield from run_families()
+        yield from job_families(job_statuses(engines=engines))
+        yield from plan_families(engines)
+        for families in engine_families:
+            yield from families
+        yield from scheduler_families(engines)
 
 
 def _authorised(request: HttpRequest) -> bool:
@@ -160,5 +292,5 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if not _authorised(request):
         return HttpResponse("a bearer token is required\n", status=401, content_type="text/plain")
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HistoryCollector())
+    registry.register(OrchestratorCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

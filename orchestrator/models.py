@@ -311,7 +311,7 @@ class RunCounter(models.Model):
     duration_le = ArrayField(
         models.BigIntegerField(),
         default=list,
-        help_text="cumulative counts of durations <= each bound (orchestrator_run_duration_bounds)",
+        help_text="cumulative counts of durations <= each bound, in seconds",
     )
     last_finished = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

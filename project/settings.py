@@ -199,6 +199,11 @@ ORCHESTRATOR_RUN_HISTORY_DAYS = env.integer("ORCHESTRATOR_RUN_HISTORY_DAYS", 30)
 ORCHESTRATOR_CRON_HISTORY_DAYS = env.integer("ORCHESTRATOR_CRON_HISTORY_DAYS", 14)
 # When set, /metrics answers only requests bearing this token (Authorization: Bearer ...).
 ORCHESTRATOR_METRICS_TOKEN = env.get("ORCHESTRATOR_METRICS_TOKEN", "")
+# /metrics pings the Celery workers on each scrape and waits this many milliseconds for answers
+# (in the background, while the rest of the scrape reads PostgreSQL); a worker that answered
+# once is reported down (orchestrator_worker_up 0) for this many seconds after its last answer.
+ORCHESTRATOR_METRICS_PING_MS = env.integer("ORCHESTRATOR_METRICS_PING_MS", 300)
+ORCHESTRATOR_METRICS_WORKER_MEMORY = env.integer("ORCHESTRATOR_METRICS_WORKER_MEMORY", 6 * 3600)
 # Where `jobs plan`/`apply` keep the placed manifest between runs (orchestrator.placement_cache):
 # a directory only this user may write. Empty: no cache.
 ORCHESTRATOR_CACHE_DIR = env.get(

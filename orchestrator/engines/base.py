@@ -148,7 +148,9 @@ class Backend(Protocol):
         ...
 
     def metric_families(self) -> Iterable[Metric]:
-        """The engine's own Prometheus series (queue depths, ...), read at scrape time."""
+        """The engine's own Prometheus series (queue depths, workers up, ...), read at scrape
+        time. Asked at the start of a scrape and read at its end: an engine may start a slow
+        read when asked (in a thread) and finish it when the families are iterated."""
         ...
 
     def live(self) -> dict[str, LiveJob]:

@@ -1,4 +1,4 @@
-"""``RunCounter`` and the triggers that feed it from every run write (``sql/0007_run_counters.sql``)."""
+"""``RunCounter`` and the triggers feeding it from every run write (``sql/0007_...sql``)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
                     django.contrib.postgres.fields.ArrayField(
                         base_field=models.BigIntegerField(),
                         default=list,
-                        help_text="cumulative counts of durations <= each bound (orchestrator_run_duration_bounds)",
+                        help_text="cumulative counts of durations <= each bound, in seconds",
                         size=None,
                     ),
                 ),

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from types import SimpleNamespace
@@ -24,7 +25,7 @@ import orchestrator.engines.celery.history  # noqa: F401 - connects the publish 
 from orchestrator import missed, reconcile
 from orchestrator.engines.celery.history import on_prerun
 from orchestrator.engines.pg_cron import heartbeat
-from orchestrator.models import JobRun, ManagedJob
+from orchestrator.models import JobRun, ManagedJob, RunCounter
 from orchestrator.stored import StoredJob
 from tests.conftest import ROOT, WorkerProcess, service_env
 from tests.integration.reconcile_helpers import apply_and_run, clear_engines, placed_from
@@ -58,6 +59,12 @@ def history_queue(celery_app) -> Iterator[str]:
         yield queue
     finally:
         worker.stop()
+
+
+def _counted(job: str, engine: str) -> Counter[str]:
+    """The run counters of ``job`` by status (fed by triggers on every run write)."""
+    rows = RunCounter.objects.filter(job=job, engine=engine).values_list("status", "runs")
+    return Counter(dict(rows))
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -95,6 +102,7 @@ def test_history__celery_failing_twice_then_succeeding_shows_three_attempts(
             """,
             history_queue,
         )
+        counted_before = _counted("flaky-history", "celery")
         assert celery_app.AsyncResult(task_id).get(timeout=60)["status"] == "succeeded"
         rows = wait_for(
             lambda: (
@@ -122,6 +130,9 @@ def test_history__celery_failing_twice_then_succeeding_shows_three_attempts(
         assert all(row.job == "flaky-history" and row.engine == "celery" for row in rows)
         assert all(row.manual and row.worker and row.pid for row in rows)
         assert all(row.duration is not None and row.started <= row.finished for row in rows)
+        # the run counters (/metrics) were fed by the same signal writes, once per finish
+        added = _counted("flaky-history", "celery") - counted_before
+        assert added == Counter({"retried": 2, "succeeded": 1})
     finally:
         clear_engines()
         JobRun.objects.filter(job="flaky-history").delete()
@@ -215,6 +226,7 @@ def test_history__pg_cron_job_that_raises_is_imported_as_failed_with_its_error()
             )
         )
         jobid = int(ManagedJob.objects.get(name="raises-history").engine_id)
+        counted_before = _counted("raises-history", "pg_cron")
 
         def finished() -> bool:
             with connection.cursor() as cursor:
@@ -236,6 +248,14 @@ def test_history__pg_cron_job_that_raises_is_imported_as_failed_with_its_error()
         with connection.cursor() as cursor:
             cursor.execute("SELECT orchestrator_import_cron_runs()")
             assert cursor.fetchone()[0] == 0
+        # the importer's upserts fed the run counters (/metrics) once per finished run,
+        # the idempotent second import nothing
+        finished_runs = Counter(
+            JobRun.objects.filter(job="raises-history", engine="pg_cron")
+            .exclude(status__in=["queued", "running"])
+            .values_list("status", flat=True)
+        )
+        assert _counted("raises-history", "pg_cron") - counted_before == finished_runs
         run = JobRun.objects.filter(job="raises-history", engine="pg_cron").latest("started")
         assert run.status == "failed"
         assert "division by zero" in run.message

@@ -46,11 +46,11 @@ from orchestrator.engines.base import (
     run_payload,
 )
 from orchestrator.engines.celery import clock
-from orchestrator.engines.celery.beat import lock_key
+from orchestrator.engines.celery.beat import leader_count
 from orchestrator.engines.celery.broker import check_broker
 from orchestrator.engines.celery.delivery import check_fits
 from orchestrator.engines.celery.fit import CeleryFit
-from orchestrator.engines.celery.metrics import queue_depths
+from orchestrator.engines.celery.metrics import CeleryFamilies
 from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.engines.celery.schedule_rows import ScheduleRows
 from orchestrator.engines.celery.slot_policy import POLICY_HEADER, SlotPolicy
@@ -102,7 +102,6 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-#: Beat processes holding the leader's advisory lock (pg_locks splits a bigint key in two).
 #: seconds in each of django-celery-beat's interval periods
 _PERIOD_SECONDS = {
     IntervalSchedule.DAYS: 86400,
@@ -111,13 +110,6 @@ _PERIOD_SECONDS = {
     IntervalSchedule.SECONDS: 1,
     IntervalSchedule.MICROSECONDS: 1e-6,
 }
-
-
-LEADER_SQL = """
-SELECT count(*) FROM pg_locks
- WHERE locktype = 'advisory' AND granted AND objsubid = 1
-   AND classid::bigint = (%(key)s >> 32) & 4294967295 AND objid::bigint = %(key)s & 4294967295
-"""
 
 
 class CeleryBeatBackend:
@@ -136,7 +128,9 @@ class CeleryBeatBackend:
         return 0
 
     def metric_families(self) -> Iterable[Metric]:
-        return (queue_depths(),)
+        """Queue depths, beat leader present, workers up (``metrics``); the workers' ping
+        starts now, in the background, and is waited for only when the families are read."""
+        return CeleryFamilies()
 
     # ------------------------------------------------------------------ judging
     def capabilities(self, needs: Needs) -> None:
@@ -149,9 +143,7 @@ class CeleryBeatBackend:
     def health(self) -> Health:
         """Is a beat leader dispatching? It holds the leader's advisory lock."""
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(LEADER_SQL, {"key": lock_key()})
-                (leaders,) = cursor.fetchone()
+            leaders = leader_count()
         except DatabaseError as error:
             logger.warning("cannot read beat's leader lock", extra={"error": str(error)})
             return Health(

@@ -44,6 +44,7 @@ from typing import Any
 import psycopg
 from celery import schedules
 from django.conf import settings
+from django.db import connections
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from orchestrator.engines.celery.beat_send import ClaimedSlots
@@ -88,6 +89,23 @@ def connection_kwargs(alias: str = "default") -> dict[str, Any]:
         ),
     }
     return {key: value for key, value in params.items() if value is not None}
+
+
+#: Sessions holding the leader's advisory lock (pg_locks splits a bigint key in two).
+_LEADERS = """
+SELECT count(*) FROM pg_locks
+ WHERE locktype = 'advisory' AND granted AND objsubid = 1
+   AND classid::bigint = (%(key)s >> 32) & 4294967295 AND objid::bigint = %(key)s & 4294967295
+"""
+
+
+def leader_count(key: int | None = None) -> int:
+    """How many sessions hold the beat leader's lock now (0 or 1): is a beat dispatching?
+    Read on Django's connection; raises ``DatabaseError`` when it cannot be read."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(_LEADERS, {"key": lock_key() if key is None else key})
+        (leaders,) = cursor.fetchone()
+    return int(leaders)
 
 
 # The claim: one statement, so "I hold the lock" and "the slot is mine" are decided together.

@@ -34,6 +34,7 @@ from orchestrator.engines.base import (
 from orchestrator.engines.pg_cron import clock, heartbeat
 from orchestrator.engines.pg_cron.capabilities import Capabilities, read_capabilities
 from orchestrator.engines.pg_cron.fit import PgCronFit
+from orchestrator.engines.pg_cron.metrics import launcher_families
 from orchestrator.engines.pg_cron.preflight import ensure_pg_cron
 from orchestrator.engines.pg_cron.queries import query
 from orchestrator.errors import JobsRoleMissing
@@ -97,8 +98,8 @@ class PgCronBackend:
         return int(row[0] or 0) if row else 0
 
     def metric_families(self) -> Iterable[Metric]:
-        """pg_cron's runs are in the shared run history; it has no series of its own."""
-        return ()
+        """Is pg_cron's launcher process alive (its runs are in the shared counters)?"""
+        return launcher_families()
 
     # ------------------------------------------------------------------ reading
     def runs(

@@ -99,13 +99,38 @@ def _previous(trigger: Cron | Every, zone_name: str, before: datetime) -> dateti
     return croniter(expr, before.astimezone(tz)).get_prev(datetime)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Launcher:
+    """pg_cron's launcher process as ``pg_stat_activity`` shows this role."""
+
+    #: False when this role may not see other roles' ``backend_type`` (``pg_read_all_stats``)
+    visible: bool
+    pid: int | None
+    since: datetime | None
+
+    @property
+    def alive(self) -> bool | None:
+        """True or False when it can be seen; ``None`` (unknown) when it cannot."""
+        if self.pid is not None:
+            return True
+        return False if self.visible else None
+
+
+def read_launcher() -> Launcher:
+    """The launcher, read now: one cheap query (``/metrics`` asks on every scrape)."""
+    with connection.cursor() as cursor:
+        cursor.execute(LAUNCHER_SQL)
+        can_see, pid, since = cursor.fetchone()
+    return Launcher(visible=bool(can_see), pid=pid, since=since)
+
+
 def scheduler_state(now: datetime | None = None) -> SchedulerState:
     """Both heartbeats, read now."""
     now = now or timezone.now()
     try:
+        launcher = read_launcher()
+        can_see, pid, since = launcher.visible, launcher.pid, launcher.since
         with connection.cursor() as cursor:
-            cursor.execute(LAUNCHER_SQL)
-            can_see, pid, since = cursor.fetchone()
             cursor.execute(LAST_START_SQL)
             row = cursor.fetchone()
     except DatabaseError as error:
