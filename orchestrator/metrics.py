@@ -265,7 +265,7 @@ class OrchestratorCollector:
 
     def collect(self) -> Iterator[Metric]:
         engines: dict[str, Backend] = {
-            name: _LiveOnce(backend)  # type: ignore[misc]  # a Backend by delegation
+            name: _LiveOnce(backend)  # a Backend by delegation (``__getattr__``)
             for name, backend in backends().items()
         }
         # Asked first: an engine may start a slow read (Celery's worker ping) that then runs

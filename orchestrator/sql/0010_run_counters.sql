@@ -22,15 +22,16 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION orchestrator_add_run_counts(
-    jobs text[], engines text[], statuses text[], seconds double precision[],
-    finished timestamptz[]
+    run_jobs text[], run_engines text[], run_statuses text[], run_seconds double precision[],
+    run_finished timestamptz[]
 ) RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql  -- not sql: PL/pgSQL keeps the statement's plan; a SQL function replans per call
 SET search_path = pg_catalog, public
 AS $function$
+BEGIN
     WITH runs AS (
         SELECT r.job, r.engine, r.status, r.secs, r.finished
-          FROM unnest(jobs, engines, statuses, seconds, finished)
+          FROM unnest(run_jobs, run_engines, run_statuses, run_seconds, run_finished)
                AS r(job, engine, status, secs, finished)
     ), cells AS (
         SELECT r.job, r.engine, r.status, b.i, count(*) FILTER (WHERE r.secs <= b.bound) AS n
@@ -64,7 +65,8 @@ AS $function$
                       AS u(old, new, i)
                 ORDER BY i),
            last_finished = greatest(c.last_finished, EXCLUDED.last_finished),
-           updated_at = EXCLUDED.updated_at
+           updated_at = EXCLUDED.updated_at;
+END;
 $function$;
 REVOKE EXECUTE ON FUNCTION orchestrator_add_run_counts(
     text[], text[], text[], double precision[], timestamptz[]) FROM PUBLIC;

@@ -245,9 +245,10 @@ def empty_engines() -> Iterator[None]:
 def test_metrics__job_gauges_and_pending_plan_on_real_engines(
     settings, tmp_path: Path, empty_engines, fresh
 ) -> None:
-    """Applied to pg_cron and django-celery-beat: an active job has a next run in the future,
-    a paused one is paused with none; a hand edit in pg_cron shows as drift; a job added to
-    the manifest shows as one pending create, which apply clears."""
+    """Applied to pg_cron and django-celery-beat: an active job has a next run in the future
+    and its running run's start as last run; a paused one is paused, with neither. A hand edit
+    in pg_cron shows as drift, a job added to the manifest as a pending create (the drift as a
+    pending drift), and a manifest that does not validate as ``manifest_valid 0``."""
     from django.core.management import call_command
 
     text = """
@@ -265,12 +266,16 @@ def test_metrics__job_gauges_and_pending_plan_on_real_engines(
     settings.ORCHESTRATOR_MANIFEST = str(path)
     call_command("jobs", "apply", "--manifest", str(path), "--yes", stdout=io.StringIO())
     call_command("jobs", "pause", "gauge-task", stdout=io.StringIO())
+    ran = JobRun.objects.create(**_fields(_run("gauge-sql", "g1", "running", None)))
     samples = scrape()
     sql = (("engine", "pg_cron"), ("job", "gauge-sql"))
     task = (("engine", "celery"), ("job", "gauge-task"))
     upcoming = samples[("orchestrator_job_next_run_timestamp_seconds", sql)]
     assert time.time() < upcoming <= time.time() + 86400
     assert ("orchestrator_job_next_run_timestamp_seconds", task) not in samples
+    last = samples[("orchestrator_job_last_run_timestamp_seconds", sql)]
+    assert last == pytest.approx(ran.started.timestamp(), abs=0.01)
+    assert ("orchestrator_job_last_run_timestamp_seconds", task) not in samples
     assert samples[("orchestrator_job_paused", task)] == 1
     assert samples[("orchestrator_job_paused", sql)] == 0
     assert samples[("orchestrator_job_drift", sql)] == 0

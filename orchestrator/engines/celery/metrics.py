@@ -75,6 +75,10 @@ def beat_leader() -> Metric:
     return present
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def remembered_workers(fleet: Fleet, answered: list[str], now: float) -> dict[str, bool]:
     """Every worker to report, up or not: those that answered now, and those that answered
     within the memory window (recorded in Redis here; older ones are forgotten)."""
@@ -84,7 +88,7 @@ def remembered_workers(fleet: Fleet, answered: list[str], now: float) -> dict[st
     try:
         if answered:
             client.hset(key, mapping=dict.fromkeys(answered, now))
-        seen = {name.decode(): float(when) for name, when in client.hgetall(key).items()}
+        seen = {_text(name): float(when) for name, when in client.hgetall(key).items()}
         stale = [name for name, when in seen.items() if when < now - memory]
         if stale:
             client.hdel(key, *stale)
