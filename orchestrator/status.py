@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -133,13 +134,25 @@ class JobStatus:
 # --------------------------------------------------------------------------- inputs
 
 
+#: Each job's newest run: one probe of ``job_run_job_started`` per name. (``DISTINCT ON (job)``
+#: reads every run of the jobs asked for: 3.5 s for 1,000 jobs over 1,000,000 runs, 50 ms this
+#: way; bench/metrics.py.) ``started DESC`` puts a queued run (no start yet) first, as before.
+LAST_RUNS_SQL = """
+SELECT r.job, r.status, r.started, r.finished, r.duration
+  FROM unnest(%s::text[]) AS n(name)
+ CROSS JOIN LATERAL (
+       SELECT job, status, started, finished, duration
+         FROM orchestrator_jobrun
+        WHERE job = n.name
+        ORDER BY started DESC, id DESC
+        LIMIT 1) AS r
+"""
+
+
 def _last_runs(names: Sequence[str]) -> dict[str, LastRun]:
-    rows = (
-        JobRun.objects.filter(job__in=names)
-        .order_by("job", "-started", "-id")
-        .distinct("job")
-        .values_list("job", "status", "started", "finished", "duration")
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(LAST_RUNS_SQL, [list(names)])
+        rows = cursor.fetchall()
     return {
         name: LastRun(status=status, started=started, finished=finished, duration=duration)
         for name, status, started, finished, duration in rows
