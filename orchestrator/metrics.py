@@ -9,8 +9,10 @@ Runs (``orchestrator_runcounter``, fed by triggers on every run write, never rec
 the pruned history, so counters only go up):
 
 - ``orchestrator_job_runs_total{job,engine,status}``: runs that reached each finished status;
-- ``orchestrator_job_run_duration_seconds{job,engine,status}``: a histogram (``_bucket``,
-  ``_sum``, ``_count``) of those runs' durations;
+- ``orchestrator_job_run_duration_seconds{job,engine}``: a histogram (``_bucket``, ``_sum``,
+  ``_count``) of the durations of runs that did their work (every finished status but
+  ``skipped`` and ``missed``, whose near-zero times would hide real ones). Not by status: a
+  histogram is 14 series, and per status it would be 5 times that for every job;
 - ``orchestrator_job_last_success_timestamp_seconds`` / ``..._last_failure_...``: when the
   newest run that succeeded / failed finished (Unix time). Failure is any finished status
   but ``succeeded``, ``skipped``, ``retried`` (another attempt follows) and ``missed``
@@ -66,6 +68,8 @@ logger = logging.getLogger(__name__)
 NOT_FAILURES = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.RETRIED, RunStatus.MISSED}
 )
+#: statuses whose durations are not the job's work (not in the duration histogram)
+UNTIMED = frozenset({RunStatus.SKIPPED, RunStatus.MISSED})
 #: plan actions that change something (``unchanged`` is not pending)
 PENDING_ACTIONS = ("create", "update", "drift", "delete")
 
@@ -96,7 +100,7 @@ class _LiveOnce:
 
 
 def _bound_label(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else f"{bound:g}"
+    return f"{bound:g}"
 
 
 def run_families() -> Iterator[Metric]:
@@ -108,8 +112,8 @@ def run_families() -> Iterator[Metric]:
     )
     durations = HistogramMetricFamily(
         "orchestrator_job_run_duration_seconds",
-        "Durations of finished runs",
-        labels=["job", "engine", "status"],
+        "Durations of finished runs (not skipped or missed ones)",
+        labels=["job", "engine"],
     )
     last_success = GaugeMetricFamily(
         "orchestrator_job_last_success_timestamp_seconds",
@@ -128,14 +132,15 @@ def run_families() -> Iterator[Metric]:
         rows = cursor.fetchall()
     successes: dict[tuple[str, str], float] = {}
     failures: dict[tuple[str, str], float] = {}
+    #: (job, engine) -> cumulative counts per bound, then the count (+Inf) and the sum
+    histograms: dict[tuple[str, str], list[float]] = {}
     for job, engine, status, count, timed, total, cumulative, finished_at in rows:
         runs.add_metric([job, engine, status], count)
-        buckets = [
-            (_bound_label(bound), float(value))
-            for bound, value in zip(bounds, cumulative, strict=True)
-        ]
-        buckets.append(("+Inf", float(timed)))
-        durations.add_metric([job, engine, status], buckets, sum_value=float(total))
+        if status not in UNTIMED:
+            # A sum of rows that each only grow: the histogram only grows too.
+            into = histograms.setdefault((job, engine), [0.0] * (len(bounds) + 2))
+            for index, value in enumerate([*cumulative, timed, total]):
+                into[index] += float(value)
         if finished_at is None:
             continue
         if status == RunStatus.SUCCEEDED:
@@ -146,6 +151,10 @@ def run_families() -> Iterator[Metric]:
             latest = failures
         key = (job, engine)
         latest[key] = max(float(finished_at), latest.get(key, 0.0))
+    labels = [*(_bound_label(bound) for bound in bounds), "+Inf"]
+    for (job, engine), values in sorted(histograms.items()):
+        buckets = list(zip(labels, values[:-1], strict=True))
+        durations.add_metric([job, engine], buckets, sum_value=values[-1])
     for (job, engine), when in sorted(successes.items()):
         last_success.add_metric([job, engine], when)
     for (job, engine), when in sorted(failures.items()):

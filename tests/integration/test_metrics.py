@@ -100,9 +100,8 @@ def test_metrics__runs_durations_last_success_failure_missed_and_queue_depth(
     labels = (("engine", "pg_cron"), ("job", "metrics-cron"))
     assert samples[("orchestrator_job_runs_total", (*labels, ("status", "succeeded")))] == 2
     assert samples[("orchestrator_job_runs_total", (*labels, ("status", "failed")))] == 1
-    ok = (*labels, ("status", "succeeded"))
-    assert samples[("orchestrator_job_run_duration_seconds_count", ok)] == 2
-    assert samples[("orchestrator_job_run_duration_seconds_sum", ok)] == pytest.approx(4)
+    assert samples[("orchestrator_job_run_duration_seconds_count", labels)] == 3
+    assert samples[("orchestrator_job_run_duration_seconds_sum", labels)] == pytest.approx(6)
     finished = JobRun.objects.filter(job="metrics-cron").first().finished.timestamp()
     for name in ("last_success", "last_failure"):
         when = samples[(f"orchestrator_job_{name}_timestamp_seconds", labels)]
@@ -155,15 +154,17 @@ def _fields(run: JobRun) -> dict:
 def test_metrics__histogram_buckets_cumulative_and_consistent(fresh) -> None:
     """Buckets are cumulative (never smaller at a larger ``le``), ``+Inf`` equals ``_count``,
     ``_sum`` is the sum of the durations, and each duration lands in the first bucket whose
-    bound is not below it (``le`` is inclusive). Runs without a duration are counted as runs,
-    not as observations."""
-    durations = [0.05, 1, 2, 2, 700]
+    bound is not below it (``le`` is inclusive), over every status that did work (a failure's
+    time included, a skipped run's not). Runs without a duration are counted as runs, not as
+    observations."""
+    durations = [0.05, 1, 2, 700]
     JobRun.objects.bulk_create(
         [_run("timed", f"t{i}", "succeeded", seconds) for i, seconds in enumerate(durations)]
-        + [_run("timed", "untimed", "succeeded", None)]
+        + [_run("timed", "untimed", "succeeded", None), _run("timed", "f", "failed", 2)]
+        + [_run("timed", "s", "skipped", 0.01)]
     )
     samples = scrape()
-    labels = (("engine", "pg_cron"), ("job", "timed"), ("status", "succeeded"))
+    labels = (("engine", "pg_cron"), ("job", "timed"))
     buckets = {
         dict(key)["le"]: value
         for key, value in series(samples, "orchestrator_job_run_duration_seconds_bucket").items()
@@ -179,7 +180,9 @@ def test_metrics__histogram_buckets_cumulative_and_consistent(fresh) -> None:
     )  # fmt: skip
     assert buckets["+Inf"] == samples[("orchestrator_job_run_duration_seconds_count", labels)] == 5
     assert samples[("orchestrator_job_run_duration_seconds_sum", labels)] == pytest.approx(705.05)
-    assert samples[("orchestrator_job_runs_total", labels)] == 6
+    ok = (*labels, ("status", "succeeded"))
+    assert samples[("orchestrator_job_runs_total", ok)] == 5
+    assert samples[("orchestrator_job_runs_total", (*labels, ("status", "skipped")))] == 1
     # every histogram in the scrape is cumulative and ends at its count
     for (name, key), value in samples.items():
         if name == "orchestrator_job_run_duration_seconds_count":
