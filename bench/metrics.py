@@ -4,8 +4,11 @@ Prints, each against the stock way of doing it:
 - the run series (counters, duration histograms, last success/failure) read from the run
   counters, against recounting them from the history at each scrape (``GROUP BY`` over every
   ``JobRun`` row: what ``/metrics`` did before, and what goes down when history is pruned);
-- the cost the counters' triggers add to writing runs: one bulk ``INSERT`` of all the runs with
-  the triggers, against the same ``INSERT`` with them disabled;
+- the cost the counters' triggers add to writing runs: one bulk ``INSERT`` of all the runs,
+  2,000 runs written as Celery's signals write them (three statements each), and pg_cron's
+  importer over 100,000 new run-log rows (inserted as the cluster's superuser through
+  ``runuser -u postgres -- psql``, so that part needs root, and deleted afterwards), each
+  with the triggers against the same with them disabled;
 - a whole scrape (the view called in-process), with what each part costs: run series, the
   status model, the pending plan, the engines' series (the workers' ping waits
   ``ORCHESTRATOR_METRICS_PING_MS`` in the background) and the schedulers' health.
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -127,6 +132,63 @@ def celery_writes(count: int, prefix: str) -> float:
     return (time.perf_counter() - started) / count
 
 
+def superuser_psql(sql: str) -> None:
+    """Run ``sql`` as the cluster's superuser (only it may write pg_cron's run log)."""
+    socket = str(settings.DATABASES["default"]["HOST"])
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1",
+         "-h", socket, "-d", str(settings.DATABASES["default"]["NAME"]), "-c", sql],
+        check=True,
+    )  # fmt: skip
+
+
+def import_seconds(first_runid: int) -> float:
+    """One ``orchestrator_import_cron_runs()`` of every run-log row from ``first_runid``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO orchestrator_cronimportmark (id, open_from, imported) VALUES (1, %s, 0)"
+            " ON CONFLICT (id) DO UPDATE SET open_from = EXCLUDED.open_from",
+            [first_runid],
+        )
+        started = time.perf_counter()
+        cursor.execute("SELECT orchestrator_import_cron_runs()")
+        return time.perf_counter() - started
+
+
+def bench_import(count: int) -> None:
+    """pg_cron's importer (the upkeep job, every minute) over ``count`` new run-log rows, with
+    the counters' triggers and without; the rows are deleted afterwards."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        print("\nimport: skipped (inserting into cron.job_run_details needs the superuser: root)")
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(runid), 0) + 1 FROM cron.job_run_details")
+        (first,) = cursor.fetchone()
+    superuser_psql(
+        "INSERT INTO cron.job_run_details (jobid, runid, job_pid, database, username, command,"  # noqa: S608 - only an int is formatted in
+        " status, return_message, start_time, end_time)"
+        " SELECT 900000 + (g % 500), nextval('cron.runid_seq'), 1000 + g % 100,"
+        " 'orchestrator', 'orchestrator', 'SELECT 1',"
+        " CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'succeeded' END, '',"
+        " now() - make_interval(mins => g), now() - make_interval(mins => g) + interval '2 s'"
+        f" FROM generate_series(1, {int(count)}) AS g"
+    )
+    try:
+        with transaction.atomic():  # once to warm the caches, rolled back
+            import_seconds(first)
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("ALTER TABLE orchestrator_jobrun DISABLE TRIGGER USER")
+            bare = import_seconds(first)
+            transaction.set_rollback(True)
+        counted = import_seconds(first)
+    finally:
+        superuser_psql(f"DELETE FROM cron.job_run_details WHERE runid >= {int(first)}")  # noqa: S608 - an int
+    print(f"\npg_cron's import of {count:,} new run-log rows (one statement)")
+    print(f"  with the counters' triggers: {bare:.2f} s -> {counted:.2f} s ({counted / bare:.2f}x)")
+
+
 def recount() -> None:
     with connection.cursor() as cursor:
         cursor.execute(RECOUNT_SQL)
@@ -138,6 +200,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--single", type=int, default=2_000)
+    parser.add_argument("--imports", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, transaction.atomic():
@@ -207,6 +270,7 @@ def main() -> None:
         size = len(client.get("/metrics").content)
         print(f"\nwhole scrape: {scrape:.1f} ms median of {options.rounds} ({size / 1024:.0f} KiB; "
               f"ping {settings.ORCHESTRATOR_METRICS_PING_MS} ms in the background)")  # fmt: skip
+        bench_import(options.imports)  # last: its 500 run-log job ids would join the scrape
         transaction.set_rollback(True)
 
 

@@ -12,8 +12,9 @@
 -- * A row counts when it is inserted finished, or when an UPDATE changes its status to a
 --   finished one; an UPDATE that leaves the status alone (a re-import, a message) counts
 --   nothing. A run moved from one finished status to another counts under both.
--- * Durations go into a cumulative histogram over orchestrator_run_duration_bounds().
---   Changing the bounds means a migration that resets duration_le.
+-- * Durations go into a cumulative histogram over orchestrator_run_duration_bounds(): each run
+--   is placed by one binary search (width_bucket), then counts are summed per slot and made
+--   cumulative. Changing the bounds means a migration that resets duration_le.
 
 CREATE OR REPLACE FUNCTION orchestrator_run_duration_bounds() RETURNS double precision[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -28,24 +29,40 @@ CREATE OR REPLACE FUNCTION orchestrator_add_run_counts(
 LANGUAGE plpgsql  -- not sql: PL/pgSQL keeps the statement's plan; a SQL function replans per call
 SET search_path = pg_catalog, public
 AS $function$
+DECLARE
+    bounds CONSTANT double precision[] := orchestrator_run_duration_bounds();
+    -- the bounds negated, ascending: width_bucket(-secs, below) counts the bounds >= secs
+    below CONSTANT double precision[] := ARRAY(
+        SELECT -b FROM unnest(bounds) WITH ORDINALITY AS u(b, i) ORDER BY i DESC);
 BEGIN
     WITH runs AS (
-        SELECT r.job, r.engine, r.status, r.secs, r.finished
+        SELECT r.job, r.engine, r.status, r.secs, r.finished,
+               -- bounds below the duration: its first "le" bound is the next one (0-based)
+               cardinality(bounds) - width_bucket(-r.secs, below) AS slot
           FROM unnest(run_jobs, run_engines, run_statuses, run_seconds, run_finished)
                AS r(job, engine, status, secs, finished)
-    ), cells AS (
-        SELECT r.job, r.engine, r.status, b.i, count(*) FILTER (WHERE r.secs <= b.bound) AS n
-          FROM runs AS r
-         CROSS JOIN unnest(orchestrator_run_duration_bounds()) WITH ORDINALITY AS b(bound, i)
-         GROUP BY r.job, r.engine, r.status, b.i
-    ), histograms AS (
-        SELECT job, engine, status, array_agg(n ORDER BY i) AS le
-          FROM cells
-         GROUP BY job, engine, status
     ), totals AS (
         SELECT job, engine, status, count(*) AS runs, count(secs) AS timed,
                coalesce(sum(secs), 0) AS secs, max(finished) AS last_finished
           FROM runs
+         GROUP BY job, engine, status
+    ), slots AS (
+        SELECT job, engine, status, slot, count(*) AS n
+          FROM runs
+         WHERE secs IS NOT NULL
+         GROUP BY job, engine, status, slot
+    ), cells AS (
+        SELECT t.job, t.engine, t.status, b.i, coalesce(s.n, 0) AS n
+          FROM totals AS t
+         CROSS JOIN generate_series(0, cardinality(bounds) - 1) AS b(i)
+          LEFT JOIN slots AS s
+                 ON s.job = t.job AND s.engine = t.engine AND s.status = t.status
+                AND s.slot = b.i
+    ), histograms AS (
+        SELECT job, engine, status, array_agg(le ORDER BY i) AS le
+          FROM (SELECT job, engine, status, i,
+                       (sum(n) OVER (PARTITION BY job, engine, status ORDER BY i))::bigint AS le
+                  FROM cells) AS cumulative
          GROUP BY job, engine, status
     )
     INSERT INTO public.orchestrator_runcounter AS c
