@@ -1,4 +1,4 @@
-"""``RunCounter`` and the triggers feeding it from every run write (``sql/0008_...sql``)."""
+"""``RunCounter`` and the triggers feeding it from every run write (``sql/0010_...sql``)."""
 
 from __future__ import annotations
 
