@@ -93,7 +93,7 @@ def admin_list_states(client: Client) -> dict[str, str]:
     html = page.content.decode()
     states = {}
     for row in re.findall(r"<tr.*?</tr>", html, flags=re.S):
-        name = re.search(r'<th class="field-name"><a [^>]*>([^<]+)</a>', row)
+        name = re.search(r'<span class="orch-name">([^<]+)</span>', row)
         state = re.search(r'class="orch-state" title="[^"]*">([a-z]+)</span>', row)
         if name and state:
             states[name.group(1)] = state.group(1)
