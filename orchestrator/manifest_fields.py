@@ -24,6 +24,7 @@ from orchestrator.schedules import (
     zone,
 )
 from orchestrator.specs import (
+    OVERLAP_MODES,
     CommandBody,
     JsonObject,
     Retries,
@@ -270,7 +271,7 @@ def parse_timeout(node: Node, ctx: FieldContext) -> int:
 
 
 def parse_overlap(node: Node, ctx: FieldContext) -> str:
-    return choice(node, ("skip", "allow"))
+    return choice(node, OVERLAP_MODES)
 
 
 def parse_catch_up(node: Node, ctx: FieldContext) -> str:

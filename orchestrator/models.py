@@ -111,22 +111,29 @@ class RunStatus(models.TextChoices):
     QUEUED = "queued", "queued"
     RUNNING = "running", "running"
     SUCCEEDED = "succeeded", "succeeded"
+    #: an attempt failed (history written before failed_final existed: its run's end)
     FAILED = "failed", "failed"
+    #: the run failed after its last attempt: no retry follows (pg_cron: every failure)
+    FAILED_FINAL = "failed_final", "failed for good"
     RETRIED = "retried", "retried"
     SKIPPED = "skipped", "skipped"
     LOST = "lost", "lost"
     #: a scheduled slot that was never sent (e.g. the broker was down until the slot passed)
     MISSED = "missed", "missed"
+    #: stopped on purpose: by a newer run (overlap cancel_other) or by an operator
+    CANCELLED = "cancelled", "cancelled"
 
 
 #: statuses after which a run changes no more
 FINISHED_STATUSES = (
     RunStatus.SUCCEEDED,
     RunStatus.FAILED,
+    RunStatus.FAILED_FINAL,
     RunStatus.RETRIED,
     RunStatus.SKIPPED,
     RunStatus.LOST,
     RunStatus.MISSED,
+    RunStatus.CANCELLED,
 )
 
 

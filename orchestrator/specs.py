@@ -18,7 +18,9 @@ from types import MappingProxyType
 from typing import Literal, TypeAlias
 
 Target: TypeAlias = Literal["auto", "pg_cron", "celery"]
-Overlap: TypeAlias = Literal["skip", "allow"]
+Overlap: TypeAlias = Literal["skip", "allow", "buffer_one", "cancel_other"]
+#: the overlap modes, in Temporal's names (``ScheduleOverlapPolicy``)
+OVERLAP_MODES: tuple[str, ...] = ("skip", "allow", "buffer_one", "cancel_other")
 #: What beat does with the slots it missed while it was down (``docs/manifest.md``).
 CatchUp: TypeAlias = Literal["none", "one", "all"]
 #: The most missed slots ``catch_up: all`` runs when ``catch_up_limit`` is not set.
@@ -139,8 +141,10 @@ class JobSpec:
     """One job of the manifest, validated, with ``defaults`` merged in.
 
     ``overlap`` left unset (``None``) means each engine's own behaviour for a run that comes due
-    while the previous one is still running: pg_cron queues it, Celery starts it. ``skip`` and
-    ``allow`` are explicit requests that the classifier holds engines to.
+    while the previous one is still running: pg_cron queues it, Celery starts it. ``skip``,
+    ``allow``, ``buffer_one`` (at most one run waits while one runs; later slots are skipped)
+    and ``cancel_other`` (a new run cancels the running one) are explicit requests that the
+    classifier holds engines to.
 
     ``catch_up`` left unset means each engine's own behaviour after downtime: pg_cron runs none
     of the missed slots, Celery beat runs one. ``catch_up_limit`` bounds ``catch_up: all``;

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from orchestrator.models import ManagedJob
 from orchestrator.schedules import parse_at, parse_instant, parse_schedule
 from orchestrator.specs import (
+    OVERLAP_MODES,
     At,
     Body,
     CatchUp,
@@ -24,6 +26,7 @@ from orchestrator.specs import (
     FrozenJson,
     JobSpec,
     JsonObject,
+    Overlap,
     Retries,
     SqlBody,
     Startup,
@@ -145,7 +148,7 @@ class StoredJob:
                 else None
             ),
             timeout=int(str(timeout)) if timeout else None,
-            overlap=overlap if overlap in ("skip", "allow") else None,
+            overlap=_overlap(overlap),
             catch_up=_catch_up(d.get("catch_up")),
             catch_up_limit=_positive(d.get("catch_up_limit")),
             jitter=_positive(d.get("jitter")),
@@ -170,6 +173,11 @@ def _catch_up(value: object) -> CatchUp | None:
 
 def _positive(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _overlap(value: object) -> Overlap | None:
+    """The stored overlap mode, ``None`` (the engine's own behaviour) for anything else."""
+    return cast(Overlap, value) if value in OVERLAP_MODES else None
 
 
 def _target(value: object) -> Target:

@@ -29,10 +29,14 @@ STATUS_COLOURS = {
     "running": "#0d6efd",
     "succeeded": "#198754",
     "failed": "#dc3545",
+    "failed_final": "#8b0000",
+    "cancelled": "#495057",
     "retried": "#fd7e14",
     "skipped": "#adb5bd",
     "lost": "#6f42c1",
 }
+#: statuses whose badge says more than their stored value
+STATUS_LABELS = {"failed_final": "failed for good"}
 _BADGE = (
     '<span class="orch-badge" style="background:{};color:#fff;padding:1px 6px;'
     'border-radius:8px;font-size:11px;white-space:nowrap">{}</span>'
@@ -55,7 +59,8 @@ def engine_badge(engine: str) -> SafeString:
 def status_badge(status: str | None) -> SafeString | str:
     if not status:
         return "—"
-    return format_html(_BADGE, STATUS_COLOURS.get(status, "#444"), status)
+    label = STATUS_LABELS.get(status, status)
+    return format_html(_BADGE, STATUS_COLOURS.get(status, "#444"), label)
 
 
 def seconds(value: timedelta | float | None) -> float | None:

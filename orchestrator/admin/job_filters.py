@@ -42,6 +42,7 @@ class LastRunFilter(admin.SimpleListFilter):
         return [
             ("succeeded", "succeeded"),
             ("failed", "failed"),
+            ("failed_final", "failed for good"),
             ("running", "running"),
             ("never", "never ran"),
         ]

@@ -29,6 +29,18 @@ from orchestrator.specs import (
 )
 from orchestrator.sql_analysis import analyse_sql
 
+#: What the runner does for each ``overlap`` mode (runner.py), as explain says it.
+OVERLAP_REASONS = {
+    "skip": "overlap skip: a run that comes due while the previous one is still running is "
+    "skipped (recorded as skipped).",
+    "allow": "overlap allow: runs may overlap; each due run starts at once.",
+    "buffer_one": "overlap buffer_one: while a run is going, one more run waits for it to end; "
+    "any further run that comes due meanwhile is skipped (recorded as skipped, with the reason).",
+    "cancel_other": "overlap cancel_other: a run that comes due while the previous one is still "
+    "running cancels it (its SQL statement is cancelled, its task or program terminated; "
+    "recorded as cancelled) and then starts.",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class CeleryFit:
@@ -57,6 +69,8 @@ class CeleryFit:
                 reasons.append("Celery runs the SQL with a task, as one transaction.")
         reasons.append(f"Celery beat runs it: {fit.schedule.describe()}.")
         reasons.extend(fit.reasons)
+        if spec.overlap is not None:
+            reasons.append(OVERLAP_REASONS[spec.overlap])
         if fit.schedule.kind in ("cron", "interval"):
             reasons.extend(scheduling_reasons(spec))
         return Verdict(

@@ -11,15 +11,17 @@ run-now), so one set of signal handlers records them all into ``orchestrator.mod
   already has a ``running`` row, the worker that ran it died and the broker redelivered the
   message (``acks_late`` + ``reject_on_worker_lost``): the old row becomes ``lost`` and the
   redelivery gets its own row (``delivery + 1``);
-- ``task_success``: ``succeeded`` or ``skipped`` (the runner's ``overlap: skip``), with output
-  (a string as written, anything else as JSON: never a Python repr);
+- ``task_success``: ``succeeded``, ``skipped`` (the runner's overlap skip or buffer_one) or
+  ``cancelled`` (overlap cancel_other: the newer run wrote it first), with output (a string as
+  written, anything else as JSON: never a Python repr);
 - ``task_retry``: ``retried``, with the error and its full traceback (``einfo``); the retry's
   own message was queued just before;
-- ``task_failure``: ``failed`` with the error and its full traceback (hard time limits fire it
-  from the parent process), or ``lost`` for a ``WorkerLostError`` that Celery did not requeue.
-  Tracebacks are kept whole up to ``models.TRACEBACK_LIMIT`` characters, start and end beyond;
-- ``task_revoked``: ``failed`` when terminated mid-run, ``skipped`` when revoked or expired
-  before it ran.
+- ``task_failure``: ``failed_final`` ("failed for good") with the error and its full traceback:
+  the runner re-raises only when no retry follows (hard time limits fire it from the parent
+  process), or ``lost`` for a ``WorkerLostError`` that Celery did not requeue. Tracebacks are
+  kept whole up to ``models.TRACEBACK_LIMIT`` characters, start and end beyond;
+- ``task_revoked``: ``cancelled`` when terminated mid-run, ``skipped`` when revoked or expired
+  before it ran (a beat message carries ``expires``: its slot's end, see beat_send).
 
 ``sweep_lost`` marks ``running`` rows whose worker can no longer be running them (older than
 the hard time limit) as ``lost``: a worker killed with no redelivery leaves nothing else behind.
@@ -315,7 +317,8 @@ def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     status = "succeeded"
     output: Any = result
     if isinstance(result, Mapping):
-        status = "skipped" if result.get("status") == "skipped" else "succeeded"
+        status = str(result.get("status"))
+        status = status if status in ("skipped", "cancelled") else "succeeded"
         output = result.get("output", "")
     _finish(sender.request.id, status, _output(output))
 
@@ -332,7 +335,7 @@ def on_failure(
     if isinstance(exception, WorkerLostError):
         _finish(task_id, "lost", f"the worker running it died: {exception}")
         return
-    _finish(task_id, "failed", _message(exception), traceback=_traceback(einfo))
+    _finish(task_id, "failed_final", _message(exception), traceback=_traceback(einfo))
 
 
 def on_retry(request: Any = None, reason: Any = None, einfo: Any = None, **_: Any) -> None:
@@ -353,9 +356,14 @@ def on_revoked(
     if request is None or getattr(request, "type", getattr(request, "name", None)) != RUNNER_TASK:
         return
     if terminated:
-        _finish(request.id, "failed", f"terminated by an operator (signal {signum})")
+        _finish(request.id, "cancelled", f"terminated by an operator (signal {signum})")
     elif expired:
-        _finish(request.id, "skipped", "expired before it ran", only_running=False)
+        _finish(
+            request.id,
+            "skipped",
+            "expired before it ran: its slot had passed when a worker took the message",
+            only_running=False,
+        )
     else:
         _finish(request.id, "skipped", "revoked before it ran", only_running=False)
 

@@ -7,8 +7,9 @@ naming no managed job is refused, recorded in history, and runs nothing.
 
 One runner gives every body kind the manifest's semantics: ``retries`` (with exponential
 backoff), ``timeout`` (the message's time limit, plus ``statement_timeout`` for SQL and a kill
-of the whole process group for commands), and ``overlap: skip`` (a session advisory lock per
-job, which the server drops by itself if the worker dies). A run cannot outlive its worker: a
+of the whole process group for commands), and ``overlap`` (skip, buffer_one, cancel_other:
+session advisory locks per job, which the server drops by itself if the worker dies; see
+``overlap``). A run cannot outlive its worker: a
 command's program is killed with it (``child_process``), and a SQL statement left behind by a
 dead worker is aborted by the server or terminated before the redelivery runs (``run_session``).
 """
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 from celery import Task, shared_task
@@ -28,6 +29,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from orchestrator.engines.celery.child_process import run_supervised
 from orchestrator.engines.celery.libpq import Target, client_environment
+from orchestrator.engines.celery.overlap import cancel_sessions, overlap_guard, was_cancelled
 from orchestrator.engines.celery.registered import (
     JobRefused,
     RunDefinition,
@@ -46,8 +48,6 @@ logger = logging.getLogger(__name__)
 #: the name every managed periodic task and run-now sends; spelled only here
 RUNNER_TASK = "orchestrator.run_job"
 
-#: namespace of the per-job overlap locks (pg_try_advisory_lock's first int4 key)
-OVERLAP_LOCK_SPACE = 0x6F726368  # "orch"
 OUTPUT_LIMIT = 4000
 
 
@@ -111,25 +111,38 @@ def _run_guarded(
     task: Task, definition: RunDefinition, tag: str, extra: dict[str, Any]
 ) -> dict[str, Any]:
     name = definition.name
-    with overlap_guard(name, definition.overlap == "skip", definition.database) as acquired:
-        if not acquired:
-            logger.info("run skipped: the previous run is still going", extra=extra)
-            return {"job": name, "status": "skipped"}
-        try:
+    request = task.request
+    attempt = request.retries + 1
+
+    def cancel(task_id: str, other_attempt: int) -> None:
+        # A statement or lock wait of the other run ends with a cancel on its sessions; a task
+        # or a program may be outside the database: its worker process is terminated.
+        cancel_sessions(session_connections(definition), task_id, other_attempt)
+        if definition.body.get("kind") != "sql":
+            task.app.control.revoke(task_id, terminate=True, signal="SIGTERM")
+
+    try:
+        with overlap_guard(
+            name, definition.overlap, definition.database, task_id=request.id, cancel=cancel
+        ) as admission:
+            if not admission.run:
+                logger.info("run skipped: %s", admission.reason, extra=extra)
+                return {"job": name, "status": "skipped", "output": admission.reason}
             output = execute(task, definition, tag)
-        # A body may raise anything, and the manifest's retries apply to all of it; what is not
-        # retried is re-raised unchanged, so Celery records the real failure.
-        except Exception as error:
-            retries = definition.retries
-            if retries and task.request.retries < int(retries.get("max", 0)):
-                countdown = int(retries.get("backoff", 0)) * 2**task.request.retries
-                logger.warning(
-                    "run failed; retrying", extra={**extra, "countdown": countdown}, exc_info=True
-                )
-                raise task.retry(
-                    exc=error, countdown=countdown, max_retries=retries["max"]
-                ) from error
-            raise
+    # A body may raise anything, and the manifest's retries apply to all of it; what is not
+    # retried is re-raised unchanged, so Celery records the real failure.
+    except Exception as error:
+        if was_cancelled(request.id, attempt):
+            logger.info("run cancelled by a newer run (cancel_other)", extra=extra)
+            return {"job": name, "status": "cancelled", "output": str(error)[:OUTPUT_LIMIT]}
+        retries = definition.retries
+        if retries and request.retries < int(retries.get("max", 0)):
+            countdown = int(retries.get("backoff", 0)) * 2**request.retries
+            logger.warning(
+                "run failed; retrying", extra={**extra, "countdown": countdown}, exc_info=True
+            )
+            raise task.retry(exc=error, countdown=countdown, max_retries=retries["max"]) from error
+        raise
     logger.info("run succeeded", extra=extra)
     return {"job": name, "status": "succeeded", "output": output}
 
@@ -237,24 +250,3 @@ def retire(name: str) -> None:
 
     if PeriodicTask.objects.filter(name=name, enabled=True).update(enabled=False):
         PeriodicTasks.update_changed()
-
-
-@contextmanager
-def overlap_guard(name: str, skip: bool, database: str) -> Iterator[bool]:
-    """With ``skip``, hold a session advisory lock on the job while it runs; yield whether we
-    got it. Without, always run (Celery's own behaviour: runs may overlap)."""
-    if not skip:
-        yield True
-        return
-    connection = connections[database]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [OVERLAP_LOCK_SPACE, name])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", [OVERLAP_LOCK_SPACE, name]
-                )

@@ -13,8 +13,10 @@ causes it. Decisions taken here, each stated in the reasons it produces:
 * ``timeout`` rules pg_cron out: it has no per-job timeout, and a ``SET statement_timeout``
   prefix would bound each statement rather than the job, and would turn a lone VACUUM into a
   multi-statement command that fails.
-* ``overlap`` unset accepts pg_cron's behaviour (a run that comes due while the previous one is
-  still running is queued); ``skip`` and ``allow`` ask for something pg_cron does not do.
+* ``overlap`` unset accepts pg_cron's behaviour: pg_cron 1.4 never runs a job concurrently with
+  itself; a slot that comes due while the job runs adds one to the task's ``pendingRunCount``
+  (src/pg_cron.c), and every pending run starts back to back when the running one ends. That
+  is none of ``skip``, ``allow``, ``buffer_one`` (at most one waiting) or ``cancel_other``.
 * An interval that divides an hour or a day is a cron expression in UTC, which pg_cron honours;
   any other interval is refused: ``every`` is aligned to the clock, and pg_cron 1.5's
   ``N seconds`` counts from the job's previous start (``lastStartTime`` in src/pg_cron.c).
@@ -242,6 +244,23 @@ def pg_cron_blockers(spec: JobSpec, caps: Capabilities) -> list[Blocker]:
             Blocker(
                 "overlap",
                 "pg_cron never runs two instances of a job at once; this job allows overlap.",
+            )
+        )
+    elif spec.overlap == "buffer_one":
+        blockers.append(
+            Blocker(
+                "overlap",
+                "pg_cron queues every run that comes due while the previous one is still "
+                "running and runs them all back to back; it cannot keep at most one waiting "
+                "(buffer_one).",
+            )
+        )
+    elif spec.overlap == "cancel_other":
+        blockers.append(
+            Blocker(
+                "overlap",
+                "pg_cron never cancels a running job when the next run comes due; it queues "
+                "the new run behind it (cancel_other asks for the opposite).",
             )
         )
     blockers.extend(_scheduling_blockers(spec))
