@@ -150,3 +150,24 @@ def test_beat_send__past_deadline_or_abandoned_slots_are_recorded_missed(missed:
     ]
     assert slots.pending == {}
     assert app.sent == []
+
+
+def test_beat_send__a_slot_message_expires_at_the_next_slot() -> None:
+    """Each sent slot carries ``expires`` = its schedule's next slot (stale messages are
+    dropped on delivery); an earlier expiry of the task's own is kept; a slot with no next
+    slot (a one-time clocked run) carries none of ours."""
+    app = FakeScheduler()
+    sent: list[dict[str, Any]] = []
+    app.apply_async = lambda pending, producer=None, advance=True: sent.append(pending.options)
+    slots = ClaimedSlots(app, Clock())
+    slot = timezone.now().replace(microsecond=0)
+    every = schedules.schedule(timedelta(seconds=10))
+    slots.send(entry(5, "tick", every, slot), slot)
+    assert abs((sent[-1]["expires"] - (slot + timedelta(seconds=10))).total_seconds()) < 1
+    own = entry(6, "soon", every, slot)
+    own.options["expires"] = slot + timedelta(seconds=3)
+    slots.send(own, slot)
+    assert sent[-1]["expires"] == slot + timedelta(seconds=3)
+    once = entry(7, "once", SimpleNamespace(), slot)  # no remaining_estimate: no next slot
+    slots.send(once, slot)
+    assert "expires" not in sent[-1]

@@ -204,6 +204,18 @@ CASES = [
     Case("overlap-allow", "schedule: '@daily'\nsql: SELECT 1\noverlap: allow", "celery",
          ("Not pg_cron: pg_cron never runs two instances of a job at once; this job allows "
           "overlap.",)),
+    Case("overlap-buffer-one", "schedule: '@daily'\nsql: SELECT 1\noverlap: buffer_one",
+         "celery",
+         ("Not pg_cron: pg_cron queues every run that comes due while the previous one is still "
+          "running and runs them all back to back; it cannot keep at most one waiting "
+          "(buffer_one).",
+          "overlap buffer_one: while a run is going, one more run waits for it to end; any "
+          "further run that comes due meanwhile is skipped (recorded as skipped, with the "
+          "reason).")),
+    Case("overlap-cancel-other", "schedule: '@daily'\nsql: SELECT 1\noverlap: cancel_other",
+         "celery",
+         ("Not pg_cron: pg_cron never cancels a running job when the next run comes due; it "
+          "queues the new run behind it (cancel_other asks for the opposite).",)),
     Case("max-runs", "schedule: '@daily'\nsql: SELECT 1\nmax_runs: 3", "celery",
          ("Not pg_cron: pg_cron cannot stop a job after 3 runs.",)),
     Case("expires", "schedule: '@daily'\nsql: SELECT 1\nexpires: 2030-01-01T00:00:00Z", "celery",
@@ -299,6 +311,11 @@ ERRORS = [
     ("forced-pg-cron-missing", "schedule: '@daily'\ntarget: pg_cron\nsql: SELECT 1", NO_PG_CRON,
      "jobs.yaml:5: job 'job': target: target pg_cron cannot run this job: pg_cron is not "
      "installed in database 'app'."),
+    ("forced-pg-cron-cancel-other",
+     "schedule: '@daily'\ntarget: pg_cron\noverlap: cancel_other\nsql: SELECT 1", PG14,
+     "jobs.yaml:6: job 'job': overlap: target pg_cron cannot run this job: pg_cron never cancels "
+     "a running job when the next run comes due; it queues the new run behind it (cancel_other "
+     "asks for the opposite)."),
     ("forced-pg-cron-every-7m", "schedule: every 7m\ntarget: pg_cron\nsql: SELECT 1", PG14,
      "jobs.yaml:4: job 'job': schedule: target pg_cron cannot run this job: 'every 7m' does not "
      "divide an hour or a day evenly, so no cron expression fires at exactly these instants, "

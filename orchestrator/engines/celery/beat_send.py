@@ -13,6 +13,10 @@ still the leader and while the slot still means something:
 A slot that cannot be sent in that time, or that this process can no longer send (it lost the
 leadership, or stopped), is recorded in run history as ``missed`` with the reason, so an operator
 sees it next to the job's runs (and missed-run counting still counts it: it is no run).
+
+Each message carries ``expires``: its slot's end, the next slot (``slot_expiry``), so a stale
+message is dropped on delivery (recorded ``skipped``, "expired before it ran") instead of
+running late, one after another, when a drained worker resumes.
 """
 
 from __future__ import annotations
@@ -65,18 +69,50 @@ def _periodic_task_id(entry: Any) -> int:
     return int(task_id if task_id is not None else entry.model.pk)
 
 
-def _deadline(entry: Any, slot: datetime) -> datetime:
-    """When the slot stops meaning anything: its schedule's next slot, within ``MAX_WAIT``.
-
-    The next slot is read on the schedule's own clock (``now() + remaining_estimate``), as
-    beat itself reads it."""
-    latest = slot + MAX_WAIT
+def _next_slot(entry: Any, slot: datetime) -> datetime | None:
+    """The schedule's slot after ``slot``, read on the schedule's own clock
+    (``now() + remaining_estimate``) as beat itself reads it; None when there is none."""
     schedule = entry.schedule
     try:
         following = schedule.now() + schedule.remaining_estimate(slot)
     except (AttributeError, TypeError, ValueError):  # a schedule with no estimate (solar edge)
-        return latest
-    return min(latest, following) if following > slot else latest
+        return None
+    return following if following > slot else None
+
+
+def _deadline(entry: Any, slot: datetime) -> datetime:
+    """When the slot stops meaning anything for a late send: its schedule's next slot, within
+    ``MAX_WAIT``."""
+    latest = slot + MAX_WAIT
+    following = _next_slot(entry, slot)
+    return latest if following is None else min(latest, following)
+
+
+def slot_expiry(entry: Any, slot: datetime, options: dict[str, Any]) -> datetime | None:
+    """The ``expires`` a slot's message carries: the next slot, when the slot has passed.
+
+    A worker drops a message whose ``expires`` has passed on delivery (Celery revokes it as
+    expired; history records it ``skipped``), so a worker resumed after a drain, or a queue
+    that backed up, runs at most one run per job: the newest slot's, while it is still the
+    newest. Older ones would only repeat it. A one-time (clocked) or startup slot has no
+    next slot and never expires this way; a task's own ``expires`` (the manifest's
+    ``expires``) is kept when it is earlier.
+    """
+    ends = _next_slot(entry, slot)
+    own = options.get("expires")
+    if isinstance(own, int | float) and not isinstance(own, bool):
+        own = timezone.now() + timedelta(seconds=own)
+    if isinstance(own, datetime):
+        return own if ends is None else min(own, ends)
+    return ends
+
+
+def _slot_options(entry: Any, slot: datetime) -> dict[str, Any]:
+    options = {**entry.options, "headers": dict(entry.options.get("headers") or {})}
+    expires = slot_expiry(entry, slot, options)
+    if expires is not None:
+        options["expires"] = expires
+    return options
 
 
 class ClaimedSlots:
@@ -102,7 +138,7 @@ class ClaimedSlots:
             task=str(entry.task),
             args=tuple(entry.args or ()),
             kwargs=dict(entry.kwargs or {}),
-            options={**entry.options, "headers": dict(entry.options.get("headers") or {})},
+            options=_slot_options(entry, slot),
             slot=slot,
             deadline=_deadline(entry, slot),
         )

@@ -352,8 +352,13 @@ def on_revoked(
     expired: bool = False,
     **_: Any,
 ) -> None:
-    # ``type`` is the task's real name; ``name`` is its shadow (the job's name) when it has one.
-    if request is None or getattr(request, "type", getattr(request, "name", None)) != RUNNER_TASK:
+    # Celery passes a worker ``Request`` (``type`` is the task's real name; ``name`` is its
+    # shadow, the job's name) or, for a message revoked or expired on delivery, the message's
+    # ``Context`` (``task`` is the real name; it has no ``type``).
+    if request is None:
+        return
+    kind = getattr(request, "type", None) or getattr(request, "task", None)
+    if getattr(kind, "name", kind) != RUNNER_TASK:
         return
     if terminated:
         _finish(request.id, "cancelled", f"terminated by an operator (signal {signum})")
