@@ -48,6 +48,7 @@ class RunRow:
     finished: datetime | None
     duration: timedelta | None
     message: str
+    kwargs: dict[str, object] | None = None
 
     @classmethod
     def of(cls, run: JobRun) -> RunRow:
@@ -64,6 +65,7 @@ class RunRow:
             finished=run.finished,
             duration=run.duration,
             message=run.message,
+            kwargs=run.kwargs if isinstance(run.kwargs, dict) else None,
         )
 
     @property
@@ -87,6 +89,7 @@ class RunRow:
             if self.duration is None
             else round(self.duration.total_seconds(), 3),
             "error": self.error,
+            "kwargs": self.kwargs,
         }
 
 

@@ -31,6 +31,12 @@ class _Subcommand:
             parser.add_argument(
                 "--timeout", type=float, default=3600, metavar="SECONDS", help="with --wait"
             )
+            parser.add_argument(
+                "--kwargs",
+                metavar="JSON",
+                help="a task job only: keyword arguments for this run, laid over the job's "
+                "own (a JSON object; names the task does not take are refused)",
+            )
         context.add_format_argument(parser)
 
     def handle(self, command: BaseCommand, options: dict[str, Any]) -> int:
@@ -51,8 +57,12 @@ WAIT_EXIT: dict[str, int] = {"succeeded": 0, "skipped": 3}
 
 
 def _run(command: BaseCommand, name: str, options: dict[str, Any]) -> int:
-    run_id = operations.run_now(name)
+    text = options.get("kwargs")
+    kwargs = None if text is None else operations.parse_run_kwargs(text)
+    run_id = operations.run_now(name, kwargs)
     result: dict[str, object] = {"name": name, "run_id": run_id}
+    if kwargs is not None:
+        result["kwargs"] = kwargs
     as_json = options["format"] == "json"
     if not options.get("wait"):
         command.stdout.write(json.dumps(result) if as_json else f"{name}: run started ({run_id})")

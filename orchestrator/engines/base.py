@@ -198,10 +198,17 @@ class Backend(Protocol):
         """Pause (``False``) or resume (``True``) one job."""
         ...
 
-    def run_now(self, definition: Mapping[str, object], queue: str | None) -> str:
+    def run_now(
+        self,
+        definition: Mapping[str, object],
+        queue: str | None,
+        kwargs: Mapping[str, object] | None = None,
+    ) -> str:
         """Start one run now of the job with this registered definition; return an id to
         follow it by. The message names the job only: the runner reads its definition from
-        the registry, so nothing sent can change what runs."""
+        the registry, so nothing sent can change what runs. ``kwargs`` (a task job's only)
+        are laid over the registered keyword arguments after a check against the task's
+        signature; an engine that cannot take them raises ``OrchestratorError``."""
         ...
 
     def run_slot(self, definition: Mapping[str, object], queue: str | None, slot: datetime) -> str:

@@ -240,7 +240,7 @@ def test_history__pg_cron_job_that_raises_is_imported_as_failed_with_its_error()
         wait_for(finished, 80, "pg_cron to run the job")
         out = io.StringIO()
         call_command("jobs", "history", "raises-history", "--format", "json", stdout=out)
-        failed = [row for row in json.loads(out.getvalue()) if row["status"] == "failed"]
+        failed = [row for row in json.loads(out.getvalue()) if row["status"] == "failed_final"]
         assert failed, out.getvalue()
         assert failed[0]["engine"] == "pg_cron"
         assert "division by zero" in failed[0]["error"]
@@ -257,7 +257,7 @@ def test_history__pg_cron_job_that_raises_is_imported_as_failed_with_its_error()
         )
         assert _counted("raises-history", "pg_cron") - counted_before == finished_runs
         run = JobRun.objects.filter(job="raises-history", engine="pg_cron").latest("started")
-        assert run.status == "failed"
+        assert run.status == "failed_final"  # pg_cron never retries: failed for good
         assert "division by zero" in run.message
         assert "division by zero" in run.traceback  # pg_cron's return message
         assert run.pid

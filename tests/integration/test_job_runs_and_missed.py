@@ -92,18 +92,18 @@ def test_run_wait__exits_with_the_outcome_and_history_lists_it(
     assert good["error"] == ""
     status, out, err = jobs("run", "bad-job", "--wait", "--timeout", "60")
     assert status == 1, err
-    assert out.splitlines()[-1].startswith("bad-job: failed after")
+    assert out.splitlines()[-1].startswith("bad-job: failed_final after")
     assert "division by zero" in out
 
     listed = {row["name"]: row for row in json.loads(jobs("list", "--format", "json")[1])}
     assert listed["good-job"]["last_run"]["status"] == "succeeded"
-    assert listed["bad-job"]["last_run"]["status"] == "failed"
+    assert listed["bad-job"]["last_run"]["status"] == "failed_final"
     status, out, _ = jobs("history", "--format", "json")
     assert status == 0
     rows = json.loads(out)
     assert [row["job"] for row in rows[:2]] == ["bad-job", "good-job"]
     bad = rows[0]
-    assert bad["status"] == "failed"
+    assert bad["status"] == "failed_final"
     assert bad["engine"] == "celery"
     assert bad["attempt"] == 1
     assert "division by zero" in bad["error"]
@@ -111,9 +111,9 @@ def test_run_wait__exits_with_the_outcome_and_history_lists_it(
     assert bad["duration_seconds"] >= 0
     only = json.loads(jobs("history", "good-job", "--format", "json")[1])
     assert {row["job"] for row in only} == {"good-job"}
-    failed = json.loads(jobs("history", "--status", "failed", "--format", "json")[1])
+    failed = json.loads(jobs("history", "--status", "failed_final", "--format", "json")[1])
     assert "bad-job" in {row["job"] for row in failed}
-    assert {row["status"] for row in failed} == {"failed"}
+    assert {row["status"] for row in failed} == {"failed_final"}
     future = (timezone.now() + timedelta(hours=1)).isoformat()
     assert json.loads(jobs("history", "--since", future, "--format", "json")[1]) == []
     status, out, _ = jobs("history", "--limit", "1")

@@ -1,4 +1,5 @@
-"""Overlap modes and stale slots on a real worker and a real beat (one of each for the module).
+"""Overlap modes, stale slots and manual runs with keyword arguments on a real worker and a
+real beat (one of each for the module).
 
 The worker consumes a queue of its own (``overlap-modes``) with four processes, so a long run, a
 waiting run and a cancelling run fit at once; beat sends the jobs' slots every second or two.
@@ -7,16 +8,21 @@ History (``JobRun``) is what every assertion reads: it is what operators see.
 
 from __future__ import annotations
 
+import io
+import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import close_old_connections
+from django.core.management import call_command
+from django.db import close_old_connections, connection
 
 from orchestrator import reconcile
 from orchestrator.engines.celery.fleet import Fleet
+from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.models import JobRun
 from tests.faults.processes import Beat, Worker
 from tests.integration.reconcile_helpers import clear_engines, placed_from
@@ -166,9 +172,7 @@ def test_overlap__cancel_other_cancels_the_running_sql_and_program(
         stop_running(celery_app, "cancel-program")
 
 
-def test_stale_slots__dropped_on_delivery_after_a_drain(
-    services: Worker, celery_app: Any
-) -> None:
+def test_stale_slots__dropped_on_delivery_after_a_drain(services: Worker, celery_app: Any) -> None:
     """A worker drained while an every-second job's slots pile up in the queue runs at most
     one of them when resumed (the newest, while it is still current); the older messages
     expired at their next slot and are recorded skipped, "expired before it ran"."""
@@ -201,7 +205,9 @@ def test_stale_slots__dropped_on_delivery_after_a_drain(
         stop_running(celery_app, "stale")
     backlog = [run for run in found if run.scheduled_for > backlog_from]
     backlog = [
-        run for run in backlog if run.scheduled_for < backlog_from + timedelta(seconds=resumed_after)
+        run
+        for run in backlog
+        if run.scheduled_for < backlog_from + timedelta(seconds=resumed_after)
     ]
     assert len(backlog) >= 4
     ran = [run for run in backlog if run.status == "succeeded"]
@@ -211,3 +217,97 @@ def test_stale_slots__dropped_on_delivery_after_a_drain(
         for run in backlog
         if run not in ran
     )
+
+
+def jobs(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("jobs", *args, stdout=out, stderr=err)
+    except SystemExit as exit_:
+        return int(exit_.code or 0), out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+def effect_exists(key: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM fault_effects WHERE key = %s", [key])
+        return bool(cursor.fetchone()[0])
+
+
+def test_run_kwargs__a_manual_run_takes_checked_keyword_arguments(
+    services: Worker, celery_app: Any
+) -> None:
+    """``jobs run NAME --kwargs JSON`` runs a task job with those arguments over its own and
+    records them on the manual run; names the task does not take, a SQL job and a forged
+    message asking for them are refused, and nothing of theirs runs."""
+    from tests.faults.jobs import LEDGER_SQL  # registers the task here too, for the check
+
+    with connection.cursor() as cursor:
+        cursor.execute(LEDGER_SQL)
+    key = f"kw-{uuid.uuid4().hex[:8]}"
+    apply(
+        f"""
+        version: 1
+        defaults:
+          target: celery
+          queue: {QUEUE}
+        jobs:
+          kw-task:
+            schedule: "@daily"
+            task: tests.faults.jobs.effect
+            kwargs: {{key: kw-default}}
+          kw-sql:
+            schedule: "@daily"
+            sql: SELECT 1
+        """
+    )
+    try:
+        status, out, err = jobs(
+            "run", "kw-task", "--kwargs", json.dumps({"key": key}), "--wait", "--timeout", "30",
+            "--format", "json",
+        )  # fmt: skip
+        assert status == 0, err
+        result = json.loads(out)
+        assert result["status"] == "succeeded"
+        assert result["kwargs"] == {"key": key}
+        assert effect_exists(key)
+        assert not effect_exists("kw-default")
+        run = JobRun.objects.get(engine_run_id=result["run_id"])
+        assert run.manual
+        assert run.kwargs == {"key": key}
+
+        before = JobRun.objects.count()
+        status, _, err = jobs("run", "kw-task", "--kwargs", '{"nope": 1}')
+        assert status == 1
+        assert "task tests.faults.jobs.effect takes no argument 'nope'" in err
+        assert "(it takes: key, work_seconds)" in err
+        status, _, err = jobs("run", "kw-task", "--kwargs", "[1]")
+        assert status == 1
+        assert "must be a JSON object" in err
+        status, _, err = jobs("run", "kw-sql", "--kwargs", "{}")
+        assert status == 1
+        assert "task jobs only" in err
+        assert JobRun.objects.count() == before  # nothing was sent
+
+        forged = celery_app.send_task(
+            RUNNER_TASK,
+            kwargs={"name": "kw-task", "run_kwargs": {"nope": 1}},
+            queue=QUEUE,
+        )
+        with pytest.raises(Exception, match="takes no argument 'nope'"):
+            forged.get(timeout=30)
+        refused = watch_run(forged.id)
+        assert refused.status == "failed_final"
+    finally:
+        clear_engines()
+
+
+def watch_run(task_id: str) -> JobRun:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        close_old_connections()
+        run = JobRun.objects.filter(engine_run_id=task_id, finished__isnull=False).first()
+        if run is not None:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {task_id} not recorded")

@@ -139,7 +139,7 @@ def test_run_definition__unknown_name_is_refused_recorded_and_runs_nothing(
     deadline = time.monotonic() + 10
     run = None
     while run is None and time.monotonic() < deadline:
-        run = JobRun.objects.filter(engine_run_id=result.id, status="failed").first()
+        run = JobRun.objects.filter(engine_run_id=result.id, status="failed_final").first()
         time.sleep(0.2)
     assert run is not None
     assert run.job == "rundef-nope"

@@ -156,7 +156,8 @@ def test_load__from_file_and_missing_file(tmp_path: Path) -> None:
         ("schedule: '@daily'\nsql: SELECT 1\ntarget: cron", [
             "jobs.yaml:6: job 'job': target: must be one of auto, pg_cron, celery, got 'cron'"]),
         ("schedule: '@daily'\nsql: SELECT 1\noverlap: queue", [
-            "jobs.yaml:6: job 'job': overlap: must be one of skip, allow, buffer_one, cancel_other, got 'queue'"]),
+            "jobs.yaml:6: job 'job': overlap: must be one of skip, allow, buffer_one, "
+            "cancel_other, got 'queue'"]),
         ("schedule: '@daily'\ntask: tasks.knowledge.migrate\nretries: {max: 3, backof: 60}", [
             "jobs.yaml:6: job 'job': retries: unknown field 'backof' (did you mean 'backoff'?); "
             "retries take max and backoff"]),

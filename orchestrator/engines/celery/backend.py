@@ -51,6 +51,7 @@ from orchestrator.engines.celery.broker import check_broker
 from orchestrator.engines.celery.delivery import check_fits
 from orchestrator.engines.celery.fit import CeleryFit
 from orchestrator.engines.celery.metrics import CeleryFamilies
+from orchestrator.engines.celery.registered import RUN_KWARGS, check_run_kwargs
 from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.engines.celery.schedule_rows import ScheduleRows
 from orchestrator.engines.celery.slot_policy import POLICY_HEADER, SlotPolicy
@@ -352,9 +353,24 @@ class CeleryBeatBackend:
         )
         PeriodicTasks.update_changed()
 
-    def run_now(self, definition: Mapping[str, object], queue: str | None) -> str:
+    def run_now(
+        self,
+        definition: Mapping[str, object],
+        queue: str | None,
+        kwargs: Mapping[str, object] | None = None,
+    ) -> str:
         timeout = definition.get("timeout")
         payload = payload_from_definition(definition)
+        if kwargs is not None:
+            body, args, base = (definition.get(key) for key in ("body", "args", "kwargs"))
+            check_run_kwargs(
+                current_app,
+                body if isinstance(body, Mapping) else {},
+                args if isinstance(args, list) else [],
+                base if isinstance(base, Mapping) else {},
+                kwargs,
+            )
+            payload[RUN_KWARGS] = dict(kwargs)  # only the operator's: the runner merges again
         result = current_app.send_task(
             RUNNER_TASK,
             kwargs=payload,

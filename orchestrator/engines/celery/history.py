@@ -54,6 +54,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from orchestrator.engines.celery.registered import RUN_KWARGS
 from orchestrator.engines.celery.runner import RUNNER_TASK
 
 logger = logging.getLogger(__name__)
@@ -194,9 +195,14 @@ def on_prerun(
     request = task.request
     attempt = int(request.retries or 0) + 1
     worker = str(request.hostname or "")[:255]
+    # A manual run's own keyword arguments (``jobs run --kwargs``), laid over the job's as the
+    # runner lays them; a scheduled run never takes any (the runner ignores them there too).
+    given = (kwargs or {}).get(RUN_KWARGS)
+    periodic = (request.headers or {}).get("periodic_task_name")
+    run_kwargs = dict(given) if isinstance(given, Mapping) and not periodic else None
 
     def write() -> None:
-        _start(name, task_id, attempt, worker, os.getpid())
+        _start(name, task_id, attempt, worker, os.getpid(), run_kwargs)
 
     for _round in range(2):  # a concurrent first insert (the publisher's) wins once at most
         try:
@@ -216,11 +222,20 @@ def _guarded_start(write: Any) -> None:
         logger.warning("run history not recorded", extra={"action": "start"}, exc_info=True)
 
 
-def _start(name: str, task_id: str, attempt: int, worker: str, pid: int) -> None:
+def _start(
+    name: str,
+    task_id: str,
+    attempt: int,
+    worker: str,
+    pid: int,
+    run_kwargs: dict[str, Any] | None = None,
+) -> None:
     from orchestrator.models import JobRun, RunStatus
 
     now = timezone.now()
     args, kwargs = _call(name)
+    if run_kwargs is not None and kwargs is not None:
+        kwargs = {**kwargs, **run_kwargs}
     latest = (
         JobRun.objects.select_for_update()
         .filter(engine="celery", engine_run_id=task_id, attempt=attempt)

@@ -15,8 +15,9 @@ never executed: they are logged and ignored.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +25,70 @@ from orchestrator.errors import OrchestratorError
 
 logger = logging.getLogger(__name__)
 
-#: the only keyword argument a run message carries
-MESSAGE_FIELDS = frozenset({"name"})
+#: the keyword arguments a run message carries: the job's name, and for a manual run of a task
+#: job the keyword arguments an operator chose (``jobs run --kwargs``; ``check_run_kwargs``)
+MESSAGE_FIELDS = frozenset({"name", "run_kwargs"})
+#: the message field holding a manual run's keyword arguments
+RUN_KWARGS = "run_kwargs"
 
 
 class JobRefused(OrchestratorError):
     """The run was refused: its message names no job the manifest defines."""
+
+
+class RunArgumentsInvalid(OrchestratorError):
+    """The run's keyword arguments do not fit the job's task."""
+
+
+def check_run_kwargs(
+    app: Any,
+    body: Mapping[str, Any],
+    args: Sequence[Any],
+    base: Mapping[str, Any],
+    extra: object,
+) -> dict[str, Any]:
+    """The keyword arguments a manual run of a task job calls its task with: the registered
+    ``kwargs`` with ``extra`` laid over them, checked against the task's signature.
+
+    Only a ``task`` body takes them, and only as arguments of the task the registry names:
+    nothing here can choose another task, program or SQL. Names the task does not take are
+    refused (unless it takes ``**kwargs``), so a typo fails before anything runs. Called by
+    run-now before sending and again by the runner (a message can be forged).
+    """
+    if not isinstance(extra, Mapping) or not all(isinstance(key, str) for key in extra):
+        raise RunArgumentsInvalid("the run's keyword arguments must be a JSON object")
+    if body.get("kind") != "task":
+        raise RunArgumentsInvalid(
+            f"keyword arguments apply to task jobs only; this job's body is {body.get('kind')}"
+        )
+    name = str(body.get("task"))
+    task = app.tasks.get(name)
+    if task is None:
+        raise RunArgumentsInvalid(f"no task {name!r} is registered in the Celery app")
+    try:
+        signature = inspect.signature(task.run)
+    except (TypeError, ValueError) as error:  # a C callable or an odd wrapper: say so
+        raise RunArgumentsInvalid(f"cannot read the signature of task {name!r}: {error}") from error
+    parameters = signature.parameters.values()
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    accepted = [
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    unknown = sorted(set(extra) - set(accepted))
+    if unknown and not takes_any:
+        listed = ", ".join(accepted) or "no keyword arguments"
+        raise RunArgumentsInvalid(
+            f"task {name} takes no argument {', '.join(repr(key) for key in unknown)} "
+            f"(it takes: {listed})"
+        )
+    merged = {**base, **extra}
+    try:
+        signature.bind(*args, **merged)
+    except TypeError as error:  # a required argument left out, or one given twice
+        raise RunArgumentsInvalid(f"task {name}: {error}") from error
+    return merged
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

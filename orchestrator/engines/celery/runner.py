@@ -16,6 +16,7 @@ dead worker is aborted by the server or terminated before the redelivery runs (`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 from collections.abc import Mapping
@@ -31,8 +32,11 @@ from orchestrator.engines.celery.child_process import run_supervised
 from orchestrator.engines.celery.libpq import Target, client_environment
 from orchestrator.engines.celery.overlap import cancel_sessions, overlap_guard, was_cancelled
 from orchestrator.engines.celery.registered import (
+    RUN_KWARGS,
     JobRefused,
+    RunArgumentsInvalid,
     RunDefinition,
+    check_run_kwargs,
     ignored_fields,
     registered_definition,
 )
@@ -79,6 +83,7 @@ def run_job(self: Task, name: str, **message: Any) -> dict[str, Any]:
     headers = request.headers or {}
     attempt = request.retries + 1
     extra = {"job": name, "attempt": attempt, "task_id": request.id}
+    run_kwargs = message.pop(RUN_KWARGS, None)
     if message:
         logger.warning(
             "run message carries fields besides the job's name; ignored, the registry's "
@@ -92,6 +97,8 @@ def run_job(self: Task, name: str, **message: Any) -> dict[str, Any]:
         # Raised on, so Celery and run history record the failure with this message.
         logger.error("run refused, nothing run: %s", refused, extra=extra)
         raise
+    if run_kwargs is not None:
+        definition = _with_run_kwargs(self, definition, run_kwargs, periodic, extra)
     if definition.max_runs and periodic and runs_so_far(name, request.id) >= definition.max_runs:
         retire(name)
         logger.info("run skipped: max_runs reached; schedule disabled", extra=extra)
@@ -105,6 +112,25 @@ def run_job(self: Task, name: str, **message: Any) -> dict[str, Any]:
         kind = str(definition.body.get("kind"))
         settle_lost_delivery(session_connections(definition), tag, request.id, attempt, kind)
         return _run_guarded(self, definition, tag, extra)
+
+
+def _with_run_kwargs(
+    task: Task, definition: RunDefinition, run_kwargs: object, periodic: object, extra: dict
+) -> RunDefinition:
+    """A manual run's keyword arguments laid over the registered ones, checked again here
+    against the registered task (the message may be forged); a scheduled run never takes any
+    (its row is the manifest's)."""
+    if periodic:
+        logger.warning("a scheduled run's message carries run arguments; ignored", extra=extra)
+        return definition
+    try:
+        merged = check_run_kwargs(
+            task.app, definition.body, definition.args, definition.kwargs, run_kwargs
+        )
+    except RunArgumentsInvalid as invalid:
+        logger.error("run refused, nothing run: %s", invalid, extra=extra)
+        raise JobRefused(invalid.message, job=definition.name) from invalid
+    return dataclasses.replace(definition, kwargs=merged)
 
 
 def _run_guarded(

@@ -37,7 +37,7 @@ from orchestrator.engines.pg_cron.fit import PgCronFit
 from orchestrator.engines.pg_cron.metrics import launcher_families
 from orchestrator.engines.pg_cron.preflight import ensure_pg_cron
 from orchestrator.engines.pg_cron.queries import query
-from orchestrator.errors import JobsRoleMissing
+from orchestrator.errors import JobsRoleMissing, OrchestratorError
 from orchestrator.schedules import EngineSchedule
 from orchestrator.specs import JobSpec, SqlBody, Trigger
 
@@ -176,10 +176,21 @@ class PgCronBackend:
         with connection.cursor() as cursor:
             cursor.execute(query("set_active"), [int(engine_id), active])
 
-    def run_now(self, definition: Mapping[str, object], queue: str | None) -> str:
+    def run_now(
+        self,
+        definition: Mapping[str, object],
+        queue: str | None,
+        kwargs: Mapping[str, object] | None = None,
+    ) -> str:
         """pg_cron 1.4 cannot start a job out of schedule, so a run-now goes to a Celery
         worker's runner, which executes the same SQL in the same database right away. The
-        message names the job; the runner reads its SQL from the registry."""
+        message names the job; the runner reads its SQL from the registry. A pg_cron job is
+        SQL: it takes no keyword arguments."""
+        if kwargs is not None:
+            raise OrchestratorError(
+                "keyword arguments apply to task jobs only; this job's body is SQL",
+                job=str(definition.get("name")),
+            )
         payload = payload_from_definition(definition)
         result = current_app.send_task(
             RUNNER_TASK,
