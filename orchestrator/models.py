@@ -332,3 +332,36 @@ class RunCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} {self.engine} {self.status}: {self.runs}"
+
+
+class Notification(models.Model):
+    """One notification of one event of one run, on one channel: the ledger that makes
+    delivery exactly-once (unique per event, run and channel: a retried or redelivered send
+    finds its row) and rate-limited per job (rows in the window are counted)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        SENT = "sent", "sent"
+        FAILED = "failed", "failed"
+        SUPPRESSED = "suppressed", "suppressed"
+
+    job = models.CharField(max_length=63)
+    event = models.CharField(max_length=16, help_text="failed_final, missed or recovered")
+    run_id = models.CharField(max_length=64, help_text="the run (or missed slot) it is about")
+    channel = models.CharField(max_length=16, help_text="email or webhook")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=("job", "event", "run_id", "channel"), name="notification_once"
+            ),
+        ]
+        indexes = [models.Index(fields=("job", "created_at"), name="notification_job_created")]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.event} {self.channel} {self.status}"

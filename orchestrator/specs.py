@@ -133,6 +133,48 @@ class Retries:
     backoff: int = 0
 
 
+#: what ``notify`` may be told about (``orchestrator.notify``)
+NOTIFY_EVENTS: tuple[str, ...] = ("failed_final", "missed", "recovered")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Notify:
+    """Whom to tell, and about what: e-mail addresses and one signed webhook.
+
+    ``secret_env`` names the environment variable (``ORCHESTRATOR_NOTIFY_SECRET_*``) whose
+    value signs the webhook's body; the secret itself is never in the manifest or registry.
+    """
+
+    events: tuple[str, ...] = NOTIFY_EVENTS
+    email: tuple[str, ...] = ()
+    webhook: str | None = None
+    secret_env: str | None = None
+
+    @classmethod
+    def from_dict(cls, value: object) -> Notify | None:
+        """The stored form (``to_dict``) read back; None for anything else."""
+        if not isinstance(value, Mapping):
+            return None
+        hook = value.get("webhook")
+        hook = hook if isinstance(hook, Mapping) else {}
+        url, secret = hook.get("url"), hook.get("secret_env")
+        return cls(
+            events=tuple(str(e) for e in value.get("on") or () if e in NOTIFY_EVENTS),
+            email=tuple(str(address) for address in value.get("email") or ()),
+            webhook=url if isinstance(url, str) else None,
+            secret_env=secret if isinstance(secret, str) else None,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "on": list(self.events),
+            "email": list(self.email),
+            "webhook": None
+            if self.webhook is None
+            else {"url": self.webhook, "secret_env": self.secret_env},
+        }
+
+
 # --------------------------------------------------------------------------- the job
 
 
@@ -171,6 +213,7 @@ class JobSpec:
     jitter: int | None = None
     max_runs: int | None = None
     expires: datetime | None = None
+    notify: Notify | None = None
     database: str = "default"
     tags: tuple[str, ...] = ()
     description: str = ""
@@ -228,7 +271,7 @@ def to_dict(spec: JobSpec) -> dict[str, object]:
     options added later (``catch_up``, ``catch_up_limit``, ``jitter``) appear only when set, so
     the hash of a job that does not use them is what it was before they existed.
     """
-    return {
+    document: dict[str, object] = {
         "name": spec.name,
         "trigger": trigger_to_dict(spec.trigger),
         "body": body_to_dict(spec.body),
@@ -260,6 +303,9 @@ def to_dict(spec: JobSpec) -> dict[str, object]:
             if value is not None
         },
     }
+    if spec.notify is not None:  # only when set: the definitions applied before keep their hash
+        document["notify"] = spec.notify.to_dict()
+    return document
 
 
 def canonical_json(spec: JobSpec) -> str:

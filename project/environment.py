@@ -95,3 +95,14 @@ def integers_by_suffix(prefix: str) -> dict[str, int]:
         for name in sorted(names)
         if name.startswith(prefix) and len(name) > len(prefix) and get(name)
     }
+
+
+def strings_by_prefix(prefix: str) -> dict[str, str]:
+    """``PREFIX<SUFFIX>=value`` variables as ``{full name: value}``: the secrets a manifest may
+    name (``notify.webhook.secret_env``), and no other variable of the environment."""
+    names = {*_EMBEDDED, *os.environ}
+    return {
+        name: get(name)
+        for name in sorted(names)
+        if name.startswith(prefix) and len(name) > len(prefix) and get(name)
+    }

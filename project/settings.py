@@ -256,6 +256,24 @@ ORCHESTRATOR_KNOWLEDGE_DIR = env.get(
 ORCHESTRATOR_CODE_ROOT = env.get("ORCHESTRATOR_CODE_ROOT", str(BASE_DIR))
 ORCHESTRATOR_CODE_REPO = env.get("ORCHESTRATOR_CODE_REPO", "orchestrator")
 
+# --------------------------------------------------------------------------- notifications
+
+# Webhook signing secrets a manifest's notify.webhook.secret_env may name: only variables named
+# ORCHESTRATOR_NOTIFY_SECRET_<NAME>. Never logged, never stored in the registry.
+ORCHESTRATOR_NOTIFY_SECRETS = env.strings_by_prefix("ORCHESTRATOR_NOTIFY_SECRET_")
+# Per job: at most ORCHESTRATOR_NOTIFY_MAX notifications in ORCHESTRATOR_NOTIFY_WINDOW seconds;
+# the rest are recorded as suppressed (a flapping job cannot flood anyone).
+ORCHESTRATOR_NOTIFY_MAX = env.integer("ORCHESTRATOR_NOTIFY_MAX", 5)
+ORCHESTRATOR_NOTIFY_WINDOW = env.integer("ORCHESTRATOR_NOTIFY_WINDOW", 3600)
+# Webhook delivery: attempts (backoff 2, 4, 8 ... s) and the timeout of each POST.
+ORCHESTRATOR_NOTIFY_ATTEMPTS = env.integer("ORCHESTRATOR_NOTIFY_ATTEMPTS", 5)
+ORCHESTRATOR_NOTIFY_TIMEOUT = env.integer("ORCHESTRATOR_NOTIFY_TIMEOUT", 10)
+# E-mail goes through Django's mail backends (SMTP unless EMAIL_BACKEND says otherwise).
+EMAIL_BACKEND = env.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.integer("EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = env.get("DEFAULT_FROM_EMAIL", "orchestrator@localhost")
+
 # --------------------------------------------------------------------------- logging
 
 LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()

@@ -17,7 +17,7 @@ README = ROOT / "README.md"
 
 #: project.environment's readers that take a prefix: every ``PREFIX<SUFFIX>`` variable is read.
 #: Every other reader with arguments takes a variable's name first (``get``, ``flag``, ...).
-PREFIX_READERS = {"integers_by_suffix"}
+PREFIX_READERS = {"integers_by_suffix", "strings_by_prefix"}
 #: Modules that may touch ``os.environ`` outside project/, and why.
 ENVIRONMENT_ALLOWED = {
     # Builds a client program's environment from an allow-list (PATH, LANG, ...): a child's

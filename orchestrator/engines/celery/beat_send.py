@@ -274,3 +274,7 @@ def record_missed(job: str, task_id: int, slot: datetime, message: str) -> None:
             )
     except DatabaseError:
         logger.warning("missed slot not recorded in history", extra={"job": job}, exc_info=True)
+        return
+    from orchestrator.engines.celery.notify_task import report
+
+    report(job, "missed", f"missed:{task_id}:{slot.isoformat()}"[:64], "missed", message)

@@ -23,6 +23,7 @@ from orchestrator.specs import (
     Cron,
     Every,
     JobSpec,
+    Notify,
     SqlBody,
     Startup,
     Trigger,
@@ -71,11 +72,22 @@ class CeleryFit:
         reasons.extend(fit.reasons)
         if spec.overlap is not None:
             reasons.append(OVERLAP_REASONS[spec.overlap])
+        if spec.notify is not None:
+            reasons.append(notify_reason(spec.notify))
         if fit.schedule.kind in ("cron", "interval"):
             reasons.extend(scheduling_reasons(spec))
         return Verdict(
             engine=self.engine, label="Celery", schedule=fit.schedule, reasons=tuple(reasons)
         )
+
+
+def notify_reason(notify: Notify) -> str:
+    """What ``notify`` does, as explain says it (no secret: only the variable's name)."""
+    events = ", ".join(notify.events).replace("failed_final", "failed for good")
+    whom = [f"e-mail to {', '.join(notify.email)}"] if notify.email else []
+    if notify.webhook:
+        whom.append(f"a webhook POST to {notify.webhook} signed with ${notify.secret_env}")
+    return f"notify on {events}: {' and '.join(whom)} (sent by a Celery task of its own)."
 
 
 def celery_fit(trigger: Trigger, timezone: str) -> Fit:

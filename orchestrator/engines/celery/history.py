@@ -23,6 +23,9 @@ run-now), so one set of signal handlers records them all into ``orchestrator.mod
 - ``task_revoked``: ``cancelled`` when terminated mid-run, ``skipped`` when revoked or expired
   before it ran (a beat message carries ``expires``: its slot's end, see beat_send).
 
+A final failure, and the first success after one, are reported to the job's ``notify``
+(``notify_task``: a task of its own delivers them, off the run's path).
+
 ``sweep_lost`` marks ``running`` rows whose worker can no longer be running them (older than
 the hard time limit) as ``lost``: a worker killed with no redelivery leaves nothing else behind.
 
@@ -54,6 +57,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from orchestrator.engines.celery.notify_task import report, report_recovery
 from orchestrator.engines.celery.registered import RUN_KWARGS
 from orchestrator.engines.celery.runner import RUNNER_TASK
 
@@ -336,6 +340,8 @@ def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
         status = status if status in ("skipped", "cancelled") else "succeeded"
         output = result.get("output", "")
     _finish(sender.request.id, status, _output(output))
+    if status == "succeeded":
+        report_recovery(_job_name(sender.request.kwargs), str(sender.request.id))
 
 
 def on_failure(
@@ -343,6 +349,7 @@ def on_failure(
     task_id: str | None = None,
     exception: BaseException | None = None,
     einfo: Any = None,
+    kwargs: Mapping[str, Any] | None = None,
     **_: Any,
 ) -> None:
     if sender is None or sender.name != RUNNER_TASK:
@@ -350,7 +357,9 @@ def on_failure(
     if isinstance(exception, WorkerLostError):
         _finish(task_id, "lost", f"the worker running it died: {exception}")
         return
-    _finish(task_id, "failed_final", _message(exception), traceback=_traceback(einfo))
+    message = _message(exception)
+    _finish(task_id, "failed_final", message, traceback=_traceback(einfo))
+    report(_job_name(kwargs), "failed_final", str(task_id), "failed_final", message)
 
 
 def on_retry(request: Any = None, reason: Any = None, einfo: Any = None, **_: Any) -> None:

@@ -263,6 +263,16 @@ def pg_cron_blockers(spec: JobSpec, caps: Capabilities) -> list[Blocker]:
                 "the new run behind it (cancel_other asks for the opposite).",
             )
         )
+    if spec.notify is not None:
+        blockers.append(
+            Blocker(
+                "notify",
+                "pg_cron's runs reach the run history through a SQL importer, which sends no "
+                "notifications; this job asks to notify "
+                + ", ".join(spec.notify.events).replace("failed_final", "failed for good")
+                + ".",
+            )
+        )
     blockers.extend(_scheduling_blockers(spec))
     if spec.max_runs is not None:
         blockers.append(
