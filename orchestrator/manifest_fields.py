@@ -313,7 +313,7 @@ def _keyed(node: Node, allowed: tuple[str, ...], what: str) -> dict[str, Node]:
             )
         if name not in allowed:
             raise FieldError(
-                f"unknown field {name!r}{suggest(name, allowed)}; {what} take "
+                f"unknown field {name!r}{suggest(name, allowed)}; {what} "
                 + ", ".join(allowed),
                 line=key.line,
             )
@@ -325,7 +325,7 @@ def _keyed(node: Node, allowed: tuple[str, ...], what: str) -> dict[str, Node]:
 
 def parse_notify(node: Node, ctx: FieldContext) -> Notify:
     """``notify: {on: [...], email: [...], webhook: {url, secret_env}}``; see docs/manifest.md."""
-    values = _keyed(node, _NOTIFY_KEYS, "notify")
+    values = _keyed(node, _NOTIFY_KEYS, "notify takes")
     events = NOTIFY_EVENTS
     if "on" in values:
         items = values["on"].items if values["on"].kind == "sequence" else [values["on"]]
@@ -356,7 +356,7 @@ def parse_notify(node: Node, ctx: FieldContext) -> Notify:
     if "webhook" in values:
         hook = values["webhook"]
         try:
-            parts = _keyed(hook, _WEBHOOK_KEYS, "webhooks")
+            parts = _keyed(hook, _WEBHOOK_KEYS, "a webhook takes")
         except FieldError as error:
             raise FieldError(
                 error.message, line=error.line or hook.line, suffix=".webhook" + error.suffix

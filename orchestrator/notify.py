@@ -111,8 +111,7 @@ def deliver(event: Event) -> list[str]:
     if notify.email and _claim(event, "email"):
         _send_email(event, notify)
         sent.append("email")
-    if notify.webhook and _claim(event, "webhook"):
-        _send_webhook(event, notify)
+    if notify.webhook and _claim(event, "webhook") and _send_webhook(event, notify):
         sent.append("webhook")
     return sent
 
@@ -179,7 +178,8 @@ def _send_email(event: Event, notify: Notify) -> None:
     logger.info("notification e-mailed", extra={"job": event.job, "event": event.event})
 
 
-def _send_webhook(event: Event, notify: Notify) -> None:
+def _send_webhook(event: Event, notify: Notify) -> bool:
+    """POST the signed event; False when it cannot be sent at all (recorded failed)."""
     assert notify.webhook is not None
     host = urlsplit(notify.webhook).netloc  # logged instead of the URL (it may carry a token)
     secret = settings.ORCHESTRATOR_NOTIFY_SECRETS.get(notify.secret_env or "")
@@ -187,10 +187,10 @@ def _send_webhook(event: Event, notify: Notify) -> None:
         message = f"the environment variable {notify.secret_env} is not set: nothing was sent"
         _mark(event, "webhook", Notification.Status.FAILED, message)
         logger.error("webhook not sent: %s", message, extra={"job": event.job, "host": host})
-        return
+        return False
     if urlsplit(notify.webhook).scheme not in ("http", "https"):  # validation said so too
         _mark(event, "webhook", Notification.Status.FAILED, "not an http(s) URL")
-        return
+        return False
     body = body_of(event)
     request = urllib.request.Request(  # noqa: S310 - http(s) only, checked just above
         notify.webhook,
@@ -221,6 +221,7 @@ def _send_webhook(event: Event, notify: Notify) -> None:
         raise DeliveryFailed(f"webhook {host} did not take it: {reason}", job=event.job) from error
     _mark(event, "webhook", Notification.Status.SENT)
     logger.info("notification posted", extra={"job": event.job, "event": event.event, "host": host})
+    return True
 
 
 def give_up(event: Event, reason: str) -> None:

@@ -8,22 +8,29 @@ History (``JobRun``) is what every assertion reads: it is what operators see.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import close_old_connections, connection
 
-from orchestrator import reconcile
+from orchestrator import operations, reconcile
+from orchestrator import runs as runs_module
 from orchestrator.engines.celery.fleet import Fleet
 from orchestrator.engines.celery.runner import RUNNER_TASK
-from orchestrator.models import JobRun
+from orchestrator.models import JobRun, Notification
 from tests.faults.processes import Beat, Worker
 from tests.integration.reconcile_helpers import clear_engines, placed_from
 
@@ -37,6 +44,8 @@ def services(django_db_blocker: Any, celery_app: Any) -> Iterator[Worker]:
     """One worker (4 processes, its own queue) and one beat for the whole module."""
     with django_db_blocker.unblock():
         clear_engines()
+    # the worker signs webhooks with this (children inherit the environment)
+    os.environ[SECRET_VARIABLE] = SECRET
     worker = Worker(QUEUE, concurrency=4)
     beat = Beat("overlap")
     try:
@@ -45,8 +54,23 @@ def services(django_db_blocker: Any, celery_app: Any) -> Iterator[Worker]:
     finally:
         beat.stop()
         worker.stop()
+        os.environ.pop(SECRET_VARIABLE, None)
         with django_db_blocker.unblock():
             clear_engines()
+
+
+@pytest.fixture
+def sequence() -> Iterator[str]:
+    """A sequence the job's SQL may use (SQL jobs run as the jobs role)."""
+    name = f"seq_{uuid.uuid4().hex[:8]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE SEQUENCE {name}")
+        cursor.execute(
+            f"GRANT USAGE, SELECT ON SEQUENCE {name} TO {settings.ORCHESTRATOR_JOBS_ROLE}"
+        )
+    yield name
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP SEQUENCE {name}")
 
 
 def apply(text: str) -> None:
@@ -311,3 +335,85 @@ def watch_run(task_id: str) -> JobRun:
             return run
         time.sleep(0.2)
     raise AssertionError(f"run {task_id} not recorded")
+
+
+SECRET_VARIABLE = "ORCHESTRATOR_NOTIFY_SECRET_OVERLAP_TESTS"
+SECRET = "not-a-real-secret-only-for-tests"
+
+
+class Hook(ThreadingHTTPServer):
+    """A local webhook receiver: records each POST's body and headers."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, dict[str, str]]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.received.append((body, dict(self.headers)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for body, _ in self.received]
+
+
+def test_notify__webhook_once_per_failed_for_good_run_and_once_per_recovery(
+    services: Worker, celery_app: Any, sequence: str
+) -> None:
+    """A job retried once that fails both attempts posts one signed ``failed_final`` (not one
+    per attempt); its next run succeeds and posts one ``recovered``; the run after that posts
+    nothing. The signature is the HMAC-SHA256 of the exact body with the shared secret."""
+    hook = Hook()
+    try:
+        apply(
+            f"""
+            version: 1
+            jobs:
+              flaky-notify:
+                schedule: "@daily"
+                target: celery
+                queue: {QUEUE}
+                retries: {{max: 1, backoff: 0}}
+                sql: SELECT 1 / (CASE WHEN nextval('{sequence}') < 3 THEN 0 ELSE 1 END)
+                notify:
+                  webhook: {{url: "{hook.url}", secret_env: {SECRET_VARIABLE}}}
+            """
+        )
+        outcomes = []
+        for expected in (1, 2, 2):
+            run_id = operations.run_now("flaky-notify")
+            outcomes.append(runs_module.follow(run_id, timeout=30).status)
+            wait_for(lambda n=expected: len(hook.received) >= n, 15, f"{expected} webhook(s)")
+        time.sleep(1)  # a duplicate would have arrived by now
+    finally:
+        clear_engines()
+        hook.shutdown()
+    assert outcomes == ["failed_final", "succeeded", "succeeded"]
+    assert [event["event"] for event in hook.events()] == ["failed_final", "recovered"]
+    failed, recovered = hook.events()
+    assert "division by zero" in failed["message"]
+    assert recovered["status"] == "succeeded"
+    for body, headers in hook.received:
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Orchestrator-Signature"], expected)
+    assert Notification.objects.filter(job="flaky-notify", status="sent").count() == 2
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)

@@ -216,6 +216,12 @@ CASES = [
          "celery",
          ("Not pg_cron: pg_cron never cancels a running job when the next run comes due; it "
           "queues the new run behind it (cancel_other asks for the opposite).",)),
+    Case("notify", "schedule: '@daily'\nsql: SELECT 1\nnotify: {email: ops@example.com}",
+         "celery",
+         ("Not pg_cron: pg_cron's runs reach the run history through a SQL importer, which "
+          "sends no notifications; this job asks to notify failed for good, missed, recovered.",
+          "notify on failed for good, missed, recovered: e-mail to ops@example.com (sent by a "
+          "Celery task of its own).")),
     Case("max-runs", "schedule: '@daily'\nsql: SELECT 1\nmax_runs: 3", "celery",
          ("Not pg_cron: pg_cron cannot stop a job after 3 runs.",)),
     Case("expires", "schedule: '@daily'\nsql: SELECT 1\nexpires: 2030-01-01T00:00:00Z", "celery",
