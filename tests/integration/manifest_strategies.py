@@ -117,6 +117,22 @@ GOOD_SQL = SQL[:6]
 CELERY_ONLY = ("expires", "timeout", "retries", "max_runs", "queue")
 
 
+#: ``notify`` as a manifest may write it (a secret is only ever a variable's name)
+notify_values = st.fixed_dictionaries(
+    {},
+    optional={
+        "on": st.lists(st.sampled_from(("failed_final", "missed", "recovered")), min_size=1,
+                       max_size=3),
+        "email": st.sampled_from(("ops@example.com", ["a@example.com", "b@example.org"])),
+        "webhook": st.fixed_dictionaries({
+            "url": st.sampled_from(("https://hooks.example.com/x", "http://127.0.0.1:9/h?t=1")),
+            "secret_env": st.sampled_from(("ORCHESTRATOR_NOTIFY_SECRET_OPS",
+                                           "ORCHESTRATOR_NOTIFY_SECRET_A1")),
+        }),
+    },
+).filter(lambda notify: "email" in notify or "webhook" in notify)  # fmt: skip
+
+
 @st.composite
 def clean_job(draw: st.DrawFn, now: datetime) -> dict[str, object]:
     """A job valid by construction: the trigger, body, engine and options agree."""
@@ -158,8 +174,9 @@ def clean_job(draw: st.DrawFn, now: datetime) -> dict[str, object]:
                 {"max": st.sampled_from((1, 3)), "backoff": st.sampled_from((0, "30s"))}
             ),
             "max_runs": st.integers(1, 10),
-            "overlap": st.sampled_from(("skip", "allow")),
+            "overlap": st.sampled_from(("skip", "allow", "buffer_one", "cancel_other")),
             "queue": st.sampled_from(("default", "q1")),
+            "notify": notify_values,
         }
     if "schedule" in fields:  # the scheduling options shape a recurring schedule only
         optional["catch_up"] = st.just("none")
@@ -194,7 +211,7 @@ def job(draw: st.DrawFn, now: datetime) -> dict[str, object]:
     kind = draw(
         st.sampled_from(
             ("none", "none", "none", "instant", "text", "text", "number", "size", "junk",
-             "schedule", "sql", "target")
+             "schedule", "sql", "target", "notify")
         )
     )  # fmt: skip
     if kind == "instant":
@@ -257,12 +274,18 @@ def job(draw: st.DrawFn, now: datetime) -> dict[str, object]:
         fields["sql"] = draw(st.sampled_from(SQL[len(GOOD_SQL) :]))
     elif kind == "target":
         fields["target"] = draw(st.sampled_from(("pg_cron", "celery", "nowhere")))
+    elif kind == "notify":  # a secret written in, or a variable it may not name
+        fields["notify"] = {"webhook": draw(st.sampled_from((
+            {"url": "https://hooks.example.com/x", "secret": _hostile_string(draw)},
+            {"url": "https://hooks.example.com/x", "secret_env": "DATABASE_URL"},
+            {"url": "file:///etc/passwd", "secret_env": "ORCHESTRATOR_NOTIFY_SECRET_OPS"},
+        )))}  # fmt: skip
     return fields
 
 
 OPTIONS = ("description", "tags", "timezone", "enabled", "expires", "timeout", "retries",
            "max_runs", "overlap", "queue", "database", "kwargs", "args", "target", "catch_up",
-           "catch_up_limit", "jitter")  # fmt: skip
+           "catch_up_limit", "jitter", "notify")  # fmt: skip
 
 
 def manifests(now: datetime) -> st.SearchStrategy[str]:
