@@ -86,7 +86,7 @@ class JobNameFilter(admin.SimpleListFilter):
 
 
 #: statuses whose message is an error (the others' is output)
-ERROR_STATUSES = frozenset({"failed", "retried", "lost"})
+ERROR_STATUSES = frozenset({"failed", "failed_final", "retried", "lost", "cancelled"})
 
 
 class JobRunAdmin(ReadOnlyAdmin):

@@ -55,7 +55,7 @@ def failed_run(celery_app, settings, tmp_path) -> Iterator[JobRun]:
         task_id = operations.run_now(JOB)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            final = JobRun.objects.filter(engine_run_id=task_id, status="failed").first()
+            final = JobRun.objects.filter(engine_run_id=task_id, status="failed_final").first()
             if final is not None:
                 break
             time.sleep(0.3)

@@ -164,7 +164,7 @@ def test_history__failing_task_traceback_and_kwargs_reach_the_run_page(
         with pytest.raises(Exception, match="does not exist"):
             celery_app.AsyncResult(task_id).get(timeout=60)
         run = wait_for(
-            lambda: JobRun.objects.filter(engine_run_id=task_id, status="failed").first(),
+            lambda: JobRun.objects.filter(engine_run_id=task_id, status="failed_final").first(),
             20,
             "the failure to be recorded",
         )
