@@ -313,8 +313,7 @@ def _keyed(node: Node, allowed: tuple[str, ...], what: str) -> dict[str, Node]:
             )
         if name not in allowed:
             raise FieldError(
-                f"unknown field {name!r}{suggest(name, allowed)}; {what} "
-                + ", ".join(allowed),
+                f"unknown field {name!r}{suggest(name, allowed)}; {what} " + ", ".join(allowed),
                 line=key.line,
             )
         if name in values:

@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Orchestrator-Signature"
 EVENT_HEADER = "X-Orchestrator-Event"
 MESSAGE_LIMIT = 1000
+#: the ledger's statuses (``Notification.Status``)
+PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
 EVENT_WORDS = {
     "failed_final": "failed for good",
     "missed": "missed a run",
@@ -128,7 +130,7 @@ def _claim(event: Event, channel: str) -> bool:
         if row is None:
             since = timezone.now() - timedelta(seconds=settings.ORCHESTRATOR_NOTIFY_WINDOW)
             recent = Notification.objects.filter(
-                job=event.job, created_at__gte=since, status=Notification.Status.SENT
+                job=event.job, created_at__gte=since, status=SENT
             ).count()
             limited = recent >= settings.ORCHESTRATOR_NOTIFY_MAX
             try:
@@ -138,9 +140,7 @@ def _claim(event: Event, channel: str) -> bool:
                         event=event.event,
                         run_id=event.run_id,
                         channel=channel,
-                        status=Notification.Status.SUPPRESSED
-                        if limited
-                        else Notification.Status.PENDING,
+                        status=SUPPRESSED if limited else PENDING,
                         error=f"rate limit: {recent} sent in the last "
                         f"{settings.ORCHESTRATOR_NOTIFY_WINDOW} s"
                         if limited
@@ -153,7 +153,7 @@ def _claim(event: Event, channel: str) -> bool:
                     "notification suppressed by the rate limit",
                     extra={"job": event.job, "event": event.event, "channel": channel},
                 )
-        return row.status == Notification.Status.PENDING
+        return row.status == PENDING
 
 
 def _mark(event: Event, channel: str, status: str, error: str = "") -> None:
@@ -162,7 +162,7 @@ def _mark(event: Event, channel: str, status: str, error: str = "") -> None:
     ).update(
         status=status,
         error=error[:MESSAGE_LIMIT],
-        sent_at=timezone.now() if status == Notification.Status.SENT else None,
+        sent_at=timezone.now() if status == SENT else None,
     )
 
 
@@ -174,7 +174,7 @@ def _send_email(event: Event, notify: Notify) -> None:
         f"At: {event.at}\n\n{event.message[:MESSAGE_LIMIT]}\n"
     )
     send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, list(notify.email))
-    _mark(event, "email", Notification.Status.SENT)
+    _mark(event, "email", SENT)
     logger.info("notification e-mailed", extra={"job": event.job, "event": event.event})
 
 
@@ -185,11 +185,11 @@ def _send_webhook(event: Event, notify: Notify) -> bool:
     secret = settings.ORCHESTRATOR_NOTIFY_SECRETS.get(notify.secret_env or "")
     if not secret:
         message = f"the environment variable {notify.secret_env} is not set: nothing was sent"
-        _mark(event, "webhook", Notification.Status.FAILED, message)
+        _mark(event, "webhook", FAILED, message)
         logger.error("webhook not sent: %s", message, extra={"job": event.job, "host": host})
         return False
     if urlsplit(notify.webhook).scheme not in ("http", "https"):  # validation said so too
-        _mark(event, "webhook", Notification.Status.FAILED, "not an http(s) URL")
+        _mark(event, "webhook", FAILED, "not an http(s) URL")
         return False
     body = body_of(event)
     request = urllib.request.Request(  # noqa: S310 - http(s) only, checked just above
@@ -213,18 +213,18 @@ def _send_webhook(event: Event, notify: Notify) -> bool:
             response.read(1024)
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = f"{type(error).__name__}: {getattr(error, 'reason', error)}"
-        _mark(event, "webhook", Notification.Status.PENDING, reason)
+        _mark(event, "webhook", PENDING, reason)
         logger.warning(
             "webhook not taken; will retry",
             extra={"job": event.job, "event": event.event, "host": host, "error": reason},
         )
         raise DeliveryFailed(f"webhook {host} did not take it: {reason}", job=event.job) from error
-    _mark(event, "webhook", Notification.Status.SENT)
+    _mark(event, "webhook", SENT)
     logger.info("notification posted", extra={"job": event.job, "event": event.event, "host": host})
     return True
 
 
 def give_up(event: Event, reason: str) -> None:
     """The webhook's last attempt failed: record it failed (never sent)."""
-    _mark(event, "webhook", Notification.Status.FAILED, reason)
+    _mark(event, "webhook", FAILED, reason)
     logger.error("webhook notification given up", extra={"job": event.job, "event": event.event})
