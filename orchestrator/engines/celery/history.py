@@ -202,8 +202,10 @@ def on_prerun(
     # A manual run's own keyword arguments (``jobs run --kwargs``), laid over the job's as the
     # runner lays them; a scheduled run never takes any (the runner ignores them there too).
     given = (kwargs or {}).get(RUN_KWARGS)
-    periodic = (request.headers or {}).get("periodic_task_name")
-    run_kwargs = dict(given) if isinstance(given, Mapping) and not periodic else None
+    run_kwargs = None
+    if isinstance(given, Mapping):
+        headers = getattr(request, "headers", None) or {}
+        run_kwargs = None if headers.get("periodic_task_name") else dict(given)
 
     def write() -> None:
         _start(name, task_id, attempt, worker, os.getpid(), run_kwargs)
