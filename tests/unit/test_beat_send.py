@@ -171,3 +171,18 @@ def test_beat_send__a_slot_message_expires_at_the_next_slot() -> None:
     once = entry(7, "once", SimpleNamespace(), slot)  # no remaining_estimate: no next slot
     slots.send(once, slot)
     assert "expires" not in sent[-1]
+
+
+def test_beat_send__a_caught_up_slot_expires_one_period_after_its_send() -> None:
+    """A missed slot sent late on purpose (catch_up: all) gets a whole period from now, not
+    its long-past next slot: catch-up runs are not dropped as stale."""
+    app = FakeScheduler()
+    sent: list[dict[str, Any]] = []
+    app.apply_async = lambda pending, producer=None, advance=True: sent.append(pending.options)
+    slots = ClaimedSlots(app, Clock())
+    old = timezone.now().replace(microsecond=0) - timedelta(hours=1)
+    every = schedules.schedule(timedelta(seconds=10))
+    slots.send(entry(8, "caught-up", every, old), old)
+    expires = sent[-1]["expires"]
+    assert expires > timezone.now() + timedelta(seconds=8)
+    assert expires <= timezone.now() + timedelta(seconds=10)

@@ -89,7 +89,8 @@ def _deadline(entry: Any, slot: datetime) -> datetime:
 
 
 def slot_expiry(entry: Any, slot: datetime, options: dict[str, Any]) -> datetime | None:
-    """The ``expires`` a slot's message carries: the next slot, when the slot has passed.
+    """The ``expires`` a slot's message carries: the next slot (at least one period after it
+    is sent), when the slot has passed.
 
     A worker drops a message whose ``expires`` has passed on delivery (Celery revokes it as
     expired; history records it ``skipped``), so a worker resumed after a drain, or a queue
@@ -99,6 +100,10 @@ def slot_expiry(entry: Any, slot: datetime, options: dict[str, Any]) -> datetime
     ``expires``) is kept when it is earlier.
     """
     ends = _next_slot(entry, slot)
+    if ends is not None:
+        # A slot sent late on purpose (catch_up: all sends each missed slot now) is not stale
+        # yet: it has one period from its send, like a slot sent on time.
+        ends = max(ends, timezone.now() + (ends - slot))
     own = options.get("expires")
     if isinstance(own, int | float) and not isinstance(own, bool):
         own = timezone.now() + timedelta(seconds=own)
