@@ -7,7 +7,7 @@ from project.sqlfiles import run_sql_file, sql_dir
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orchestrator", "0009_backfill_slots"),
+        ("orchestrator", "0010_run_counters"),
     ]
 
     operations = [
@@ -58,5 +58,5 @@ class Migration(migrations.Migration):
             ),
         ),
         # pg_cron never retries: its importer now records each failed run as failed_final.
-        run_sql_file(sql_dir(__file__), "0010_cron_failures_final"),
+        run_sql_file(sql_dir(__file__), "0011_cron_failures_final"),
     ]

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orchestrator", "0010_run_status_failed_final_and_cancelled"),
+        ("orchestrator", "0011_run_status_failed_final_and_cancelled"),
     ]
 
     operations = [
