@@ -112,6 +112,17 @@ def test_agreement__either_day_rule_diverges(text: str) -> None:
     assert set(celerys) < set(ours) or celerys[-1] > ours[-1]  # Celery fires on fewer days
 
 
+def test_agreement__a_pair_celery_refuses_is_not_handed_to_it() -> None:
+    """'* * 30 2 0' fires on February's Sundays (either day matches), but Celery's crontab
+    refuses day 30 in February outright: the fit says so instead of raising."""
+    trigger = parse_schedule("* * 30 2 0")
+    assert isinstance(trigger, Cron)
+    fit = celery_fit(trigger, "UTC")
+    assert fit.schedule is None
+    assert "Celery's crontab refuses '* * 30 2 0'" in fit.reasons[0]
+    assert "never occurs" in fit.reasons[0]
+
+
 def test_agreement__raw_fields_celery_misreads_are_spelled_out() -> None:
     """Celery's parser refuses '7' for Sunday; handing it croniter's values instead works."""
     with pytest.raises(ValueError, match="Invalid end range"):

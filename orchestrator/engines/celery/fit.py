@@ -111,7 +111,16 @@ def celery_fit(trigger: Trigger, timezone: str) -> Fit:
         )
     if has_extension(trigger.expr):
         return _croniter_fit(trigger, timezone)
-    differences = croniter_reading(trigger.expr).differences(celery_reading(trigger.expr))
+    try:
+        celerys = celery_reading(trigger.expr)
+    except ValueError as refused:
+        # Celery's crontab refuses day/month pairs that never meet ('30' in February) even
+        # where cron's either-day rule still fires ('* * 30 2 0' runs on February's Sundays).
+        return Fit(
+            schedule=None,
+            reasons=(f"Celery's crontab refuses '{trigger.source}': {refused}",),
+        )
+    differences = croniter_reading(trigger.expr).differences(celerys)
     if differences == ["day"]:
         day_of_month, day_of_week = _day_fields(trigger.expr)
         return Fit(
