@@ -106,14 +106,27 @@ def test_pg_cron__refuses_what_our_grammar_refuses(text: str) -> None:
     assert not server_accepts(text)
 
 
-@pytest.mark.parametrize("text", ["0 0 * * 1#2", "5;7 * * * *", "0 0 * * mon-fri-sat"])
+@pytest.mark.parametrize("text", ["5;7 * * * *", "0 0 * * mon-fri-sat"])
 def test_pg_cron__lenient_reading_is_refused_by_our_grammar(text: str) -> None:
     """Vixie's parser stops at the first character it does not expect and ignores the rest of
-    the field, so pg_cron 1.4 accepts '1#2' as plain Monday; our grammar refuses such text
-    rather than let two engines read it differently."""
+    the field, so pg_cron 1.4 accepts such text; our grammar refuses it rather than let two
+    engines read it differently."""
     assert server_accepts(text)
     with pytest.raises(ScheduleError):
         parse_schedule(text)
+
+
+@pytest.mark.parametrize("text", ["0 0 * * 1#2", "0 0 L * *", "0 0 15W * *"])
+def test_pg_cron__croniter_extensions_never_reach_it(text: str) -> None:
+    """pg_cron 1.4 takes '1#2' as plain Monday (it stops reading the field at '#'); we read
+    L, W and # as croniter does, so the fit keeps such a job off pg_cron with the reason."""
+    if text == "0 0 * * 1#2":
+        assert server_accepts(text)
+    trigger = parse_schedule(text)
+    assert isinstance(trigger, Cron)
+    fit = pg_cron_fit(trigger, "UTC", read_capabilities(connection))
+    assert fit.schedule is None
+    assert any("does not read croniter's day extensions" in reason for reason in fit.reasons)
 
 
 @pytest.mark.parametrize("seconds", [60, 300, 900, 1200, 3600, 7200, 6 * 3600, 86400])
