@@ -14,12 +14,17 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from orchestrator import runs
 from orchestrator.cli import context
+from orchestrator.cli.terminal import RUN_ROLES, Cell, role, table
 from orchestrator.models import RunStatus
 from orchestrator.schedules import ScheduleError, parse_instant
 
 NAME = "history"
 HELP = "list the runs of one job or of all jobs, newest first"
 MAX_LIMIT = 10_000
+#: the duration and attempt columns, numbers
+RIGHT = frozenset({2, 4})
+#: characters of a failed run's error shown (the whole of it: --format json, or the admin)
+ERROR_WIDTH = 120
 
 
 def add_arguments(parser: CommandParser) -> None:
@@ -47,18 +52,23 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
     if options["format"] == "json":
         command.stdout.write(json.dumps([row.as_json() for row in rows], indent=2))
         return 0
-    command.stdout.write(
-        f"{'STARTED':<25} {'FINISHED':<25} {'DURATION':>9} {'STATUS':<9} {'TRY':>3} "
-        f"{'ENGINE':<7} {'JOB':<30} ERROR"
-    )
+    table_rows = []
     for row in rows:
-        started = row.started.isoformat(timespec="seconds") if row.started else "-"
-        finished = row.finished.isoformat(timespec="seconds") if row.finished else "-"
-        duration = f"{row.duration.total_seconds():.3f}s" if row.duration is not None else "-"
-        problem = " ".join(row.error.split())[:120]
-        command.stdout.write(
-            f"{started:<25} {finished:<25} {duration:>9} {row.status:<9} {row.attempt:>3} "
-            f"{row.engine:<7} {row.job:<30} {problem}"
+        status = str(row.status)
+        table_rows.append(
+            [
+                row.started.isoformat(timespec="seconds") if row.started else "-",
+                row.finished.isoformat(timespec="seconds") if row.finished else "-",
+                f"{row.duration.total_seconds():.3f}s" if row.duration is not None else "-",
+                Cell(status, role(command.style, RUN_ROLES.get(status))),
+                str(row.attempt),
+                row.engine,
+                row.job,
+                " ".join(row.error.split())[:ERROR_WIDTH],
+            ]
         )
+    headers = ("STARTED", "FINISHED", "DURATION", "STATUS", "TRY", "ENGINE", "JOB", "ERROR")
+    for line in table(headers, table_rows, style=command.style, right=RIGHT):
+        command.stdout.write(line)
     command.stdout.write(f"{len(rows)} runs")
     return 0

@@ -3,7 +3,8 @@
 The operator's handle on the Celery workers (logic in ``orchestrator.engines.celery.fleet``).
 Exit codes: 0 done; 1 bad input or an unknown worker; 2 no worker answered, or a drain/scale did
 not finish within ``--timeout``. With ``--format json`` stdout holds exactly one JSON document;
-drain progress then goes to stderr.
+drain progress then goes to stderr. Quiet by default and coloured only on a terminal, as every
+manage.py command (``orchestrator.cli.command``).
 """
 
 from __future__ import annotations
@@ -12,13 +13,27 @@ import argparse
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from orchestrator.cli.command import HelpFormatter, OperatorCommand
+from orchestrator.cli.terminal import Cell, table
 from orchestrator.engines.celery.fleet import Fleet, FleetError
 
+EPILOG = """\
+exit status:
+  0  done
+  1  bad input, or an unknown worker
+  2  no worker answered, or a drain/scale did not finish within --timeout; also a
+     command line argparse rejects, as for every manage.py command
 
-class Command(BaseCommand):
+With --format json, stdout holds exactly one JSON document (drain progress goes to stderr).
+-v 2 shows the INFO logs on stderr; colour only on a terminal (--no-color, --force-color).
+"""
+
+
+class Command(OperatorCommand):
     help = "Inspect and operate the Celery worker fleet."
+    epilog = EPILOG
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--format", choices=("text", "json"), default="text")
@@ -29,20 +44,34 @@ class Command(BaseCommand):
             help="seconds to wait for workers' replies to each broadcast (default 1)",
         )
         commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        status = commands.add_parser("status", help="workers, their tasks, and queue depths")
+        status = commands.add_parser(
+            "status", formatter_class=HelpFormatter, help="workers, their tasks, and queue depths"
+        )
         status.add_argument(
             "--heartbeat-wait",
             type=float,
             default=2.5,
             help="seconds to listen for worker-heartbeat events (0: use the reply time)",
         )
-        ping = commands.add_parser("ping", help="which workers answer")
-        drain = commands.add_parser("drain", help="stop a worker consuming and wait for its tasks")
+        ping = commands.add_parser(
+            "ping", formatter_class=HelpFormatter, help="which workers answer"
+        )
+        drain = commands.add_parser(
+            "drain",
+            formatter_class=HelpFormatter,
+            help="stop a worker consuming and wait for its tasks",
+        )
         drain.add_argument("worker", help="worker hostname, e.g. worker1@host")
         drain.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
-        resume = commands.add_parser("resume", help="consume again the queues a drain stopped")
+        resume = commands.add_parser(
+            "resume", formatter_class=HelpFormatter, help="consume again the queues a drain stopped"
+        )
         resume.add_argument("worker")
-        scale = commands.add_parser("scale", help="grow or shrink a worker's pool to N processes")
+        scale = commands.add_parser(
+            "scale",
+            formatter_class=HelpFormatter,
+            help="grow or shrink a worker's pool to N processes",
+        )
         scale.add_argument("worker")
         scale.add_argument("size", type=int, metavar="N")
         scale.add_argument("--timeout", type=float, default=30.0)
@@ -50,6 +79,7 @@ class Command(BaseCommand):
             # Accepted after the action too; SUPPRESS keeps a main-parser --format from being
             # overwritten by the sub-parser's default.
             sub.add_argument("--format", choices=("text", "json"), default=argparse.SUPPRESS)
+            self.add_common_arguments(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
         from project.celery import app
@@ -100,22 +130,38 @@ class Command(BaseCommand):
         line = f"  {elapsed:5.1f}s: {active} active, {reserved} reserved"
         (self.stderr if self.as_json else self.stdout).write(line)
 
-    @staticmethod
-    def _status_text(result: dict[str, Any]) -> list[str]:
+    def _status_text(self, result: dict[str, Any]) -> list[str]:
+        """A table of workers, each one's active tasks under it, then a table of queues."""
         lines: list[str] = []
         if not result["workers"]:
-            lines.append("no worker answered")
-        for w in result["workers"]:
-            drained = f" (drained: {', '.join(w['drained_queues'])})" if w["drained_queues"] else ""
-            lines.append(
-                f"{w['hostname']}  pid {w['pid']}  {w['pool']} x{w['concurrency']}  "
-                f"up {w['uptime']}s  heartbeat {w['last_heartbeat']} ({w['heartbeat_source']})"
-            )
-            lines.append(f"  queues: {', '.join(w['queues']) or '-'}{drained}")
-            lines.append(f"  active {len(w['active'])}, reserved {len(w['reserved'])}")
-            lines.extend(f"    {t['name']} {t['id']} since {t['started_at']}" for t in w["active"])
-        lines.append("queues:")
-        for q in result["queues"]:
-            lines.append(f"  {q['name']}: {q['depth']}")
+            lines.append(self.style.ERROR("no worker answered"))
+        else:
+            rows = []
+            for w in result["workers"]:
+                queues = ", ".join(w["queues"]) or "-"
+                drained = ", ".join(w["drained_queues"])
+                rows.append(
+                    [
+                        w["hostname"],
+                        str(w["pid"]),
+                        f"{w['pool']} x{w['concurrency']}",
+                        f"{w['uptime']}s",
+                        f"{w['last_heartbeat']} ({w['heartbeat_source']})",
+                        str(len(w["active"])),
+                        str(len(w["reserved"])),
+                        Cell(f"{queues} (drained: {drained})", self.style.WARNING)
+                        if drained
+                        else queues,
+                    ]
+                )
+            headers = ("WORKER", "PID", "POOL", "UP", "HEARTBEAT", "ACTIVE", "RESERVED", "QUEUES")
+            lines.extend(table(headers, rows, style=self.style, right=frozenset({1, 3, 5, 6})))
+            for w in result["workers"]:
+                lines.extend(
+                    f"  {w['hostname']}: {t['name']} {t['id']} since {t['started_at']}"
+                    for t in w["active"]
+                )
+        queues = [[q["name"], str(q["depth"])] for q in result["queues"]]
+        lines.extend(table(("QUEUE", "DEPTH"), queues, style=self.style, right=frozenset({1})))
         lines.append(f"unacknowledged messages: {result['unacked']}")
         return lines
