@@ -4,7 +4,6 @@ run, with each engine's own reading of its schedule (DST days included)."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import time
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -24,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrator.missed import Missed
 from orchestrator.models import JobRun, ManagedJob
 from orchestrator.status import job_status
+from tests.integration.cli_helpers import apply, jobs
 from tests.integration.reconcile_helpers import clear_engines, write_manifest
 
 
@@ -34,22 +33,6 @@ def empty_engines() -> Iterator[None]:
     clear_engines()
     yield
     clear_engines()
-
-
-def jobs(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("jobs", *args, stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return int(exit_.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
-
-
-def apply(tmp_path: Path, text: str) -> str:
-    path = str(write_manifest(tmp_path, text))
-    status, _, err = jobs("apply", "--manifest", path, "--yes")
-    assert status == 0, err
-    return path
 
 
 def applied_ago(name: str, minutes: int) -> None:

@@ -8,7 +8,6 @@ may never call a job active that its engine has paused, or the other way round.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import time
@@ -19,7 +18,6 @@ from pathlib import Path
 import pytest
 from celery import current_app
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -29,7 +27,8 @@ from django_celery_beat.schedulers import ModelEntry
 
 from orchestrator.models import JobRun, ManagedJob
 from orchestrator.status import job_status
-from tests.integration.reconcile_helpers import clear_engines, write_manifest
+from tests.integration.cli_helpers import apply, jobs
+from tests.integration.reconcile_helpers import clear_engines
 
 MANIFEST = """
 version: 1
@@ -51,22 +50,6 @@ def empty_engines() -> Iterator[None]:
     clear_engines()
     yield
     clear_engines()
-
-
-def jobs(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("jobs", *args, stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return int(exit_.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
-
-
-def apply(tmp_path: Path, text: str, *extra: str) -> str:
-    path = str(write_manifest(tmp_path, text))
-    status, _, err = jobs("apply", "--manifest", path, "--yes", *extra)
-    assert status == 0, err
-    return path
 
 
 def engine_rows() -> dict[str, bool]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -10,9 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
 from tests.conftest import ROOT, service_env
+from tests.integration.cli_helpers import jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -43,21 +42,10 @@ def write(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    """Run ``manage.py jobs ARGS``; the exit status, stdout and stderr."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    status = 0
-    try:
-        call_command("jobs", *args, stdout=stdout, stderr=stderr)
-    except SystemExit as exit_:
-        status = int(exit_.code or 0)
-    return status, stdout.getvalue(), stderr.getvalue()
-
-
 def test_validate__ok_summary(tmp_path: Path) -> None:
     """A valid manifest: exit 0 and one line with the count per engine."""
     path = write(tmp_path, MANIFEST)
-    assert run("validate", "--manifest", path) == (
+    assert jobs("validate", "--manifest", path) == (
         0,
         f"{path}: OK, 4 jobs: 1 on pg_cron, 3 on Celery\n",
         "",
@@ -78,7 +66,7 @@ def test_validate__every_error_located(tmp_path: Path) -> None:
             timout: 5m
         """,
     )
-    status, stdout, stderr = run("validate", "--manifest", path)
+    status, stdout, stderr = jobs("validate", "--manifest", path)
     assert (status, stdout) == (1, "")
     assert stderr.splitlines() == [
         f"{path}:5: job 'bad': schedule: expected 5 fields (minute hour day-of-month month "
@@ -104,7 +92,7 @@ def test_validate__placement_errors_fail_validation(tmp_path: Path) -> None:
             sql: SELECT 1
         """,
     )
-    status, _, stderr = run("validate", "--manifest", path)
+    status, _, stderr = jobs("validate", "--manifest", path)
     assert status == 1
     assert stderr.splitlines() == [
         f"{path}:6: job 'forced': timezone: target pg_cron cannot run this job: pg_cron 1.4 runs "
@@ -117,7 +105,7 @@ def test_validate__hostile_file_is_one_line(tmp_path: Path) -> None:
     """Binary junk is refused with a located line and exit 1, never a traceback."""
     path = tmp_path / "jobs.yaml"
     path.write_bytes(b"version: 1\njobs:\n  \xff\xfe: {}\n")
-    status, _, stderr = run("validate", "--manifest", str(path))
+    status, _, stderr = jobs("validate", "--manifest", str(path))
     assert status == 1
     assert stderr.splitlines() == [
         f"{path}:3: not UTF-8: byte 0xff cannot be decoded",
@@ -128,7 +116,7 @@ def test_validate__hostile_file_is_one_line(tmp_path: Path) -> None:
 def test_explain__json_shape(tmp_path: Path) -> None:
     """--format json prints exactly one object: name, target, reasons, next_runs with offsets."""
     path = write(tmp_path, MANIFEST)
-    status, stdout, stderr = run(
+    status, stdout, stderr = jobs(
         "explain", "berlin-retention", "--manifest", path, "--format", "json",
         "--next", "3", "--after", "2025-03-29T12:00:00+00:00",
     )  # fmt: skip
@@ -152,7 +140,7 @@ def test_explain__json_shape(tmp_path: Path) -> None:
 def test_explain__text(tmp_path: Path) -> None:
     """The text form: engine, schedule, reasons and next runs in the job's zone."""
     path = write(tmp_path, MANIFEST)
-    status, stdout, _ = run(
+    status, stdout, _ = jobs(
         "explain", "vacuum-analyze", "--manifest", path, "--next", "2",
         "--after", "2025-01-01T00:00:00Z",
     )  # fmt: skip
@@ -180,9 +168,9 @@ def test_explain__startup_and_interval(tmp_path: Path) -> None:
     """A start-up job has no clock times; an interval no cron expression matches runs at the
     multiples of its length since the epoch (``every`` is aligned to the clock)."""
     path = write(tmp_path, MANIFEST)
-    _, stdout, _ = run("explain", "dump", "--manifest", path, "--format", "json")
+    _, stdout, _ = jobs("explain", "dump", "--manifest", path, "--format", "json")
     assert json.loads(stdout)["next_runs"] == []
-    _, stdout, _ = run(
+    _, stdout, _ = jobs(
         "explain", "ping", "--manifest", path, "--format", "json", "--next", "2",
         "--after", "2025-01-01T00:00:00+00:00",
     )  # fmt: skip
@@ -194,7 +182,7 @@ def test_explain__startup_and_interval(tmp_path: Path) -> None:
 def test_explain__unknown_job(tmp_path: Path) -> None:
     """An unknown name: exit 1 and a suggestion, nothing on stdout."""
     path = write(tmp_path, MANIFEST)
-    assert run("explain", "vacuum-analyse", "--manifest", path) == (
+    assert jobs("explain", "vacuum-analyse", "--manifest", path) == (
         1,
         "",
         f"{path}: no job named 'vacuum-analyse' (did you mean 'vacuum-analyze'?)\n",
@@ -204,11 +192,11 @@ def test_explain__unknown_job(tmp_path: Path) -> None:
 def test_explain__invalid_arguments(tmp_path: Path) -> None:
     """Out-of-range --next and a naive --after are refused with exit 1."""
     path = write(tmp_path, MANIFEST)
-    assert run("explain", "dump", "--manifest", path, "--next", "5000")[::2] == (
+    assert jobs("explain", "dump", "--manifest", path, "--next", "5000")[::2] == (
         1,
         "--next must be between 0 and 1000\n",
     )
-    status, _, stderr = run("explain", "dump", "--manifest", path, "--after", "2025-01-01")
+    status, _, stderr = jobs("explain", "dump", "--manifest", path, "--after", "2025-01-01")
     assert status == 1
     assert stderr.startswith("--after: '2025-01-01' has no UTC offset")
 
@@ -216,7 +204,7 @@ def test_explain__invalid_arguments(tmp_path: Path) -> None:
 def test_explain__invalid_manifest(tmp_path: Path) -> None:
     """explain on an invalid manifest reports its errors like validate does."""
     path = write(tmp_path, "version: 1\njobs:\n  a: {sql: SELECT 1}\n")
-    assert run("explain", "a", "--manifest", path) == (
+    assert jobs("explain", "a", "--manifest", path) == (
         1,
         "",
         f"{path}:3: job 'a': trigger: a job needs one trigger: schedule, at or 'on: startup'\n"

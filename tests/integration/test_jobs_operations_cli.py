@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
 from orchestrator.models import ManagedJob
+from tests.integration.cli_helpers import jobs
 from tests.integration.reconcile_helpers import clear_engines, write_manifest
 
 pytestmark = pytest.mark.django_db
@@ -29,15 +28,6 @@ jobs:
 @pytest.fixture(autouse=True)
 def empty_engines() -> None:
     clear_engines()
-
-
-def jobs(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("jobs", *args, stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return int(exit_.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
 
 
 def test_plan__json_lists_changes_and_check_exits_2_until_applied(tmp_path: Path) -> None:

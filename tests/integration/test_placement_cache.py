@@ -3,17 +3,16 @@ edited manifest, an engine row edited by hand, and a change in the database's ca
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 from django_celery_beat.models import PeriodicTask
 
 from orchestrator import desired
+from tests.integration.cli_helpers import jobs
 from tests.integration.reconcile_helpers import clear_engines
 
 pytestmark = pytest.mark.django_db
@@ -62,13 +61,14 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def plan(path: Path) -> dict[str, object]:
-    stdout = io.StringIO()
-    call_command("jobs", "plan", "--manifest", str(path), "--format", "json", stdout=stdout)
-    return json.loads(stdout.getvalue())
+    status, out, err = jobs("plan", "--manifest", str(path), "--format", "json")
+    assert status == 0, err
+    return json.loads(out)
 
 
 def apply(path: Path) -> None:
-    call_command("jobs", "apply", "--manifest", str(path), "--yes", stdout=io.StringIO())
+    status, _, err = jobs("apply", "--manifest", str(path), "--yes")
+    assert status == 0, err
 
 
 def actions(result: dict[str, object]) -> dict[str, str]:

@@ -7,31 +7,15 @@ database, inside the test's transaction.
 
 from __future__ import annotations
 
-import io
 from importlib import import_module
 from unittest import mock
 
 from django.conf import settings
-from django.core.management import call_command
 
+from tests.integration.cli_helpers import jobs
 from tests.integration.reconcile_helpers import snapshot
 
 __all__ = ("jobs", "snapshot", "tick_beat")
-
-
-def jobs(*args: str) -> tuple[int, str, str]:
-    """Run ``manage.py jobs ARGS`` in-process; the exit status, stdout and stderr.
-
-    Any exception other than the command's own ``SystemExit`` propagates: that is a traceback
-    a user would have seen, and the tests calling this treat it as a failure.
-    """
-    stdout, stderr = io.StringIO(), io.StringIO()
-    status = 0
-    try:
-        call_command("jobs", *args, stdout=stdout, stderr=stderr)
-    except SystemExit as exit_:
-        status = int(exit_.code or 0)
-    return status, stdout.getvalue(), stderr.getvalue()
 
 
 def beat_scheduler_class() -> type:
