@@ -1,10 +1,9 @@
 """Run history on the real engines: Celery runs recorded from signals on a real worker, pg_cron
-runs imported from ``cron.job_run_details``, missed runs and pg_cron's heartbeat."""
+runs imported from ``cron.job_run_details``, missed runs and pg_cron's heartbeat. The real pg_cron
+run of a failing job is checked in ``test_pg_cron_minute``, on the minute it shares."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import subprocess
 import sys
@@ -17,18 +16,17 @@ from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
 import orchestrator.engines.celery.history  # noqa: F401 - connects the publish signal in this (publishing) process
-from orchestrator import missed, reconcile
+from orchestrator import missed
 from orchestrator.engines.celery.history import on_prerun
 from orchestrator.engines.pg_cron import heartbeat
 from orchestrator.models import JobRun, ManagedJob, RunCounter
 from orchestrator.stored import StoredJob
 from tests.conftest import ROOT, WorkerProcess, service_env
-from tests.integration.reconcile_helpers import apply_and_run, clear_engines, placed_from
+from tests.integration.reconcile_helpers import apply_and_run, clear_engines
 
 
 class HistoryWorker(WorkerProcess):
@@ -202,71 +200,6 @@ def test_history__redelivered_attempt_marks_the_dead_delivery_lost() -> None:
         (2, "running", "w2@host"),
     ]
     assert "died" in rows[0].message
-
-
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_history__pg_cron_job_that_raises_is_imported_as_failed_with_its_error() -> None:
-    """A real pg_cron run (minute granularity: waits up to ~75 s) of a job whose SQL raises is
-    imported as ``failed`` with PostgreSQL's error, under the job's manifest name: ``jobs
-    history`` imports it on the spot and lists it as a pg_cron run; a second import by
-    ``orchestrator_import_cron_runs()`` writes nothing (idempotent)."""
-    clear_engines()
-    try:
-        reconcile.apply(
-            placed_from(
-                """
-                version: 1
-                jobs:
-                  raises-history:
-                    schedule: "* * * * *"
-                    target: pg_cron
-                    sql: SELECT 1 / (extract(epoch FROM now()) * 0)::int
-                """
-            )
-        )
-        jobid = int(ManagedJob.objects.get(name="raises-history").engine_id)
-        counted_before = _counted("raises-history", "pg_cron")
-
-        def finished() -> bool:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT count(*) FROM cron.job_run_details WHERE jobid = %s "
-                    "AND status IN ('failed', 'succeeded')",
-                    [jobid],
-                )
-                return bool(cursor.fetchone()[0])
-
-        wait_for(finished, 80, "pg_cron to run the job")
-        out = io.StringIO()
-        call_command("jobs", "history", "raises-history", "--format", "json", stdout=out)
-        failed = [row for row in json.loads(out.getvalue()) if row["status"] == "failed_final"]
-        assert failed, out.getvalue()
-        assert failed[0]["engine"] == "pg_cron"
-        assert "division by zero" in failed[0]["error"]
-        assert failed[0]["finished"] is not None
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT orchestrator_import_cron_runs()")
-            assert cursor.fetchone()[0] == 0
-        # the importer's upserts fed the run counters (/metrics) once per finished run,
-        # the idempotent second import nothing
-        finished_runs = Counter(
-            JobRun.objects.filter(job="raises-history", engine="pg_cron")
-            .exclude(status__in=["queued", "running"])
-            .values_list("status", flat=True)
-        )
-        assert _counted("raises-history", "pg_cron") - counted_before == finished_runs
-        run = JobRun.objects.filter(job="raises-history", engine="pg_cron").latest("started")
-        assert run.status == "failed_final"  # pg_cron never retries: failed for good
-        assert "division by zero" in run.message
-        assert "division by zero" in run.traceback  # pg_cron's return message
-        assert run.pid
-        assert run.finished
-        assert run.duration is not None
-        assert run.scheduled_for == run.started.replace(second=0, microsecond=0)
-    finally:
-        clear_engines()
-        JobRun.objects.filter(job="raises-history").delete()
 
 
 def _managed(name: str, engine: str, expr: str, applied_ago: timedelta) -> ManagedJob:

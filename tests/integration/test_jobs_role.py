@@ -4,13 +4,13 @@ Each statement that once succeeded from a manifest (issue 12) is run here AS the
 through both engines, bypassing the validator that now refuses it: a pg_cron job scheduled
 through ``orchestrator_cron.schedule`` and run by the real pg_cron launcher, and the Celery
 runner on a real worker. The database must refuse each one (the error lands in the run
-history) and nothing may change.
+history) and nothing may change. The pg_cron half waits on a real minute, so it lives in
+``test_pg_cron_minute``, whose one minute serves every test that needs a pg_cron run.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from django.conf import settings
@@ -126,43 +126,6 @@ def test_jobs_role__least_privileged_and_not_the_owner() -> None:
         owner = cursor.fetchone()[0]
     assert owner != settings.ORCHESTRATOR_JOBS_ROLE
     assert state()["role"] == (False, False, False, False, 0)
-
-
-def test_jobs_role__pg_cron_jobs_run_as_it_and_the_database_refuses_each_forbidden_statement(
-    clean: None, history_mark: int
-) -> None:
-    """Seven pg_cron jobs scheduled the way the reconciler schedules them, each holding a
-    statement the validator refuses: the launcher runs them as the jobs role, every run
-    fails with the database's refusal (in cron.job_run_details and, once imported, in the
-    run history), and auth_user's grants, the database's settings and the pg_cron jobs are
-    as they were."""
-    before = state(history_mark)
-    forbidden = statements()
-    names = {f"forbidden-{name}-{uuid.uuid4().hex[:6]}": name for name in forbidden}
-    with connection.cursor() as cursor:
-        for job, name in names.items():
-            cursor.execute(
-                "SELECT orchestrator_cron.schedule(%s, '* * * * *', %s, current_database(), true)",
-                [job, forbidden[name][0]],
-            )
-        cursor.execute(
-            "SELECT DISTINCT username FROM cron.job WHERE jobname = ANY(%s)", [list(names)]
-        )
-        assert cursor.fetchall() == [(settings.ORCHESTRATOR_JOBS_ROLE,)]
-    finished = wait_for_cron_runs(list(names), timeout=150)
-    for job, (status, message, username) in finished.items():
-        refusal = forbidden[names[job]][1]
-        assert status == "failed", (job, message)
-        assert username == settings.ORCHESTRATOR_JOBS_ROLE
-        assert any(part in message for part in refusal.split("|")), (job, message)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT orchestrator_import_cron_runs()")
-    recorded = {run.job: run for run in JobRun.objects.filter(job__in=list(names))}
-    # pg_cron never retries: each failure is imported as failed for good
-    assert {job: run.status for job, run in recorded.items()} == dict.fromkeys(
-        names, "failed_final"
-    )
-    assert state(history_mark) == before
 
 
 def wait_for_cron_runs(jobs: list[str], timeout: float) -> dict[str, tuple[str, str, str]]:

@@ -1,8 +1,8 @@
-"""The embedded services are the real thing: pg_cron runs jobs, Redis carries Celery tasks."""
+"""The embedded services are the real thing: pg_cron runs jobs (its real run is checked in
+``test_pg_cron_minute``, on a shared minute), Redis carries Celery tasks."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -25,35 +25,6 @@ def test_pg_cron__is_preloaded_with_background_workers() -> None:
     assert ensure_pg_cron().startswith("1.4")
     assert cron_db == database
     assert background == "on"
-
-
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_pg_cron__runs_a_scheduled_job_and_records_it() -> None:
-    """A job scheduled through cron.schedule runs within its minute and lands in
-    cron.job_run_details as succeeded (pg_cron 1.4 has minute granularity: this waits)."""
-    name = f"test-run-{uuid.uuid4().hex[:8]}"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT cron.schedule(%s, %s, %s)", [name, "* * * * *", "SELECT 42"])
-        (jobid,) = cursor.fetchone()
-    try:
-        deadline = time.monotonic() + 130
-        row = None
-        while time.monotonic() < deadline and row is None:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT status, return_message FROM cron.job_run_details "
-                    "WHERE jobid = %s AND status IN ('succeeded', 'failed')",
-                    [jobid],
-                )
-                row = cursor.fetchone()
-            if row is None:
-                time.sleep(1)
-        assert row == ("succeeded", "SELECT 1")
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT cron.unschedule(%s)", [jobid])
-            cursor.execute("DELETE FROM cron.job_run_details WHERE jobid = %s", [jobid])
 
 
 def test_celery__task_round_trips_through_redis_to_a_real_worker(celery_worker) -> None:
