@@ -52,7 +52,7 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
     if options["format"] == "json":
         command.stdout.write(json.dumps([row.as_json() for row in rows], indent=2))
         return 0
-    table_rows = []
+    table_rows: list[list[Cell | str]] = []
     for row in rows:
         status = str(row.status)
         table_rows.append(

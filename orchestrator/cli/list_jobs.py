@@ -39,8 +39,8 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
             rows.append(row)
         command.stdout.write(json.dumps(rows, indent=2))
         return 0
-    rows = []
-    details = {}
+    cells: list[list[Cell | str]] = []
+    details: dict[int, str] = {}
     for status in statuses:
         job = status.job
         last = status.last_run
@@ -49,7 +49,7 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
             when = last.started.isoformat(timespec="seconds") if last.started else "-"
             last_text, last_role = f"{last.status} {when}", RUN_ROLES.get(str(last.status))
         state = status.state.value
-        rows.append(
+        cells.append(
             [
                 job.name,
                 job.engine,
@@ -62,10 +62,10 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
             ]
         )
         if state in ("drift", "orphaned"):  # keyed by its line: the header is line 0
-            details[len(rows)] = status.detail
+            details[len(cells)] = status.detail
     headers = ("NAME", "ENGINE", "SCHEDULE", "TZ", "STATE", "NEXT RUN", "LAST RUN")
     lines = table(
-        (*headers, f"MISSED {missed.WINDOW_LABEL}"), rows, style=command.style, right=RIGHT
+        (*headers, f"MISSED {missed.WINDOW_LABEL}"), cells, style=command.style, right=RIGHT
     )
     for index, line in enumerate(lines):
         command.stdout.write(line)

@@ -54,7 +54,7 @@ def target_text(change: Change) -> str:
 def write_plan(command: BaseCommand, plan: Plan) -> None:
     """One line per change (symbol, action, name, target, note), then each changed field."""
     shown = [change for change in plan.changes if change.action != "unchanged"]
-    rows = []
+    rows: list[list[Cell | str]] = []
     for change in shown:
         colour = role(command.style, ACTION_ROLES.get(change.action))
         rows.append(

@@ -26,8 +26,8 @@ from orchestrator.engines.celery.due_scheduler import DueScheduler
 from orchestrator.engines.celery.models import BeatDue
 from orchestrator.models import BackfillSlot, JobRun, RunStatus
 from orchestrator.schedules import jitter_offset
+from tests.integration.cli_helpers import jobs
 from tests.integration.reconcile_helpers import clear_engines, placed_from
-from tests.integration.validate_helpers import jobs
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 

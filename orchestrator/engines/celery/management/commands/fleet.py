@@ -136,7 +136,7 @@ class Command(OperatorCommand):
         if not result["workers"]:
             lines.append(self.style.ERROR("no worker answered"))
         else:
-            rows = []
+            rows: list[list[Cell | str]] = []
             for w in result["workers"]:
                 queues = ", ".join(w["queues"]) or "-"
                 drained = ", ".join(w["drained_queues"])
@@ -161,7 +161,7 @@ class Command(OperatorCommand):
                     f"  {w['hostname']}: {t['name']} {t['id']} since {t['started_at']}"
                     for t in w["active"]
                 )
-        queues = [[q["name"], str(q["depth"])] for q in result["queues"]]
-        lines.extend(table(("QUEUE", "DEPTH"), queues, style=self.style, right=frozenset({1})))
+        depths: list[list[Cell | str]] = [[q["name"], str(q["depth"])] for q in result["queues"]]
+        lines.extend(table(("QUEUE", "DEPTH"), depths, style=self.style, right=frozenset({1})))
         lines.append(f"unacknowledged messages: {result['unacked']}")
         return lines
