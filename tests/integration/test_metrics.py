@@ -4,7 +4,6 @@ the engines' own series (workers up, beat leader, pg_cron's launcher)."""
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +20,7 @@ from orchestrator.engines.celery.beat import LeaderLock
 from orchestrator.engines.celery.history import sweep_lost
 from orchestrator.engines.celery.metrics import WORKERS_KEY
 from orchestrator.models import JobRun, ManagedJob, RunCounter
+from tests.integration.cli_helpers import jobs
 from tests.integration.reconcile_helpers import clear_engines, write_manifest
 
 pytestmark = pytest.mark.django_db
@@ -252,7 +252,6 @@ def test_metrics__job_gauges_and_pending_plan_on_real_engines(
     and its running run's start as last run; a paused one is paused, with neither. A hand edit
     in pg_cron shows as drift, a job added to the manifest as a pending create (the drift as a
     pending drift), and a manifest that does not validate as ``manifest_valid 0``."""
-    from django.core.management import call_command
 
     text = """
         version: 1
@@ -267,8 +266,8 @@ def test_metrics__job_gauges_and_pending_plan_on_real_engines(
         """
     path = write_manifest(tmp_path, text)
     settings.ORCHESTRATOR_MANIFEST = str(path)
-    call_command("jobs", "apply", "--manifest", str(path), "--yes", stdout=io.StringIO())
-    call_command("jobs", "pause", "gauge-task", stdout=io.StringIO())
+    assert jobs("apply", "--manifest", str(path), "--yes")[0] == 0
+    assert jobs("pause", "gauge-task")[0] == 0
     ran = JobRun.objects.create(**_fields(_run("gauge-sql", "g1", "running", None)))
     samples = scrape()
     sql = (("engine", "pg_cron"), ("job", "gauge-sql"))

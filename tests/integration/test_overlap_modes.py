@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import os
 import threading
@@ -23,7 +22,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.db import close_old_connections, connection
 
 from orchestrator import operations, reconcile
@@ -32,6 +30,7 @@ from orchestrator.engines.celery.fleet import Fleet
 from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.models import JobRun, Notification
 from tests.faults.processes import Beat, Worker
+from tests.integration.cli_helpers import jobs
 from tests.integration.reconcile_helpers import clear_engines, placed_from
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -240,15 +239,6 @@ def test_stale_slots__dropped_on_delivery_after_a_drain(services: Worker, celery
         for run in backlog
         if run not in ran
     ), outcomes
-
-
-def jobs(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("jobs", *args, stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return int(exit_.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
 
 
 def effect_exists(key: str) -> bool:
