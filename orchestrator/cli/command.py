@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -66,7 +69,14 @@ class OperatorCommand(BaseCommand):
 
     def execute(self, *args: Any, **options: Any) -> Any:
         with log_level(int(options.get("verbosity", 1))):
-            return super().execute(*args, **options)
+            try:
+                return super().execute(*args, **options)
+            except BrokenPipeError:
+                # The reader went away (`jobs list | head`): stop quietly, as Unix tools do,
+                # with the conventional exit status of a process killed by SIGPIPE.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush is harmless
+                raise SystemExit(128 + signal.SIGPIPE) from None
 
     @staticmethod
     def add_common_arguments(subparser: argparse.ArgumentParser) -> None:

@@ -5,13 +5,17 @@ and ``--format json`` on every subcommand, each a document with stable keys."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import ROOT, service_env
 from tests.integration.cli_helpers import apply, jobs, manage
 from tests.integration.reconcile_helpers import clear_engines, write_manifest
 
@@ -66,6 +70,18 @@ def test_jobs__quiet_by_default_and_plain_when_piped(tmp_path: Path, engines_emp
     assert "+ create" in plan.stdout
     assert applied.stdout.startswith("Applied: 2 created")
     assert "cli-nightly" in listed.stdout
+    # `jobs list | head -1`: a reader that went away ends the command quietly (SIGPIPE's
+    # status), never with a BrokenPipeError traceback
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        closed = subprocess.run(
+            [sys.executable, "manage.py", "jobs", "list"], cwd=ROOT, env=service_env(),
+            stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(writer)
+    assert (closed.returncode, closed.stderr) == (141, "")
     verbose = manage("jobs", "apply", "--manifest", str(write_manifest(tmp_path, CHANGED)),
                      "--yes", "-v", "2")  # fmt: skip
     assert verbose.returncode == 0
