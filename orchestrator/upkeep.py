@@ -1,10 +1,11 @@
 """The orchestrator's own upkeep: built-in jobs it installs beside the manifest's.
 
-Importing pg_cron's runs into the run history, pruning both histories and sweeping runs whose
-worker died are the orchestrator's business, not the application's, so they are not written in
-the user's ``jobs.yaml``. They are jobs all the same: placed by the classifier, planned, applied,
-listed and shown in the admin like any other, under names starting with ``orchestrator.``
-(reserved: a manifest job may not use them). Settings choose whether they are installed
+Importing pg_cron's runs into the run history, pruning both histories, sweeping runs whose
+worker died and notifying missed slots (``orchestrator.missed_notify``) are the orchestrator's
+business, not the application's, so they are not written in the user's ``jobs.yaml``. They
+are jobs all the same: placed by the classifier, planned, applied, listed and shown in the
+admin like any other, under names starting with ``orchestrator.`` (reserved: a manifest job
+may not use them). Settings choose whether they are installed
 (``ORCHESTRATOR_UPKEEP``) and how much history is kept (``ORCHESTRATOR_RUN_HISTORY_DAYS``,
 ``ORCHESTRATOR_CRON_HISTORY_DAYS``); a change of those settings shows in the next plan.
 
@@ -26,6 +27,9 @@ from orchestrator.manifest import Manifest, load_manifest_text
 PREFIX = "orchestrator."
 #: Where upkeep errors and lines point: the settings, not a file of the user's.
 SOURCE = "<built-in upkeep>"
+#: How often missed slots become ``missed`` notifications: a notification is at most this
+#: (plus ``missed.GRACE``) late. docs/manifest.md's notify section says so.
+MISSED_CHECK_SCHEDULE = "every 5m"
 
 
 def definitions() -> dict[str, dict[str, Any]]:
@@ -63,6 +67,12 @@ def definitions() -> dict[str, dict[str, Any]]:
             "task": "orchestrator.sweep_lost_runs",
             "tags": ["upkeep"],
             "description": "Mark the runs of workers that died as lost",
+        },
+        f"{PREFIX}missed-run-check": {
+            "schedule": MISSED_CHECK_SCHEDULE,
+            "task": "orchestrator.check_missed_runs",
+            "tags": ["upkeep"],
+            "description": "Notify jobs whose notify asks for 'missed' of slots nothing ran in",
         },
     }
 

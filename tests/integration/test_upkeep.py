@@ -26,6 +26,7 @@ UPKEEP = {
     "orchestrator.prune-cron-history",
     "orchestrator.prune-run-history",
     "orchestrator.lost-run-sweep",
+    "orchestrator.missed-run-check",
 }
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +53,7 @@ def test_upkeep__installed_beside_the_manifest_and_plans_clean() -> None:
     assert commands["orchestrator.import-cron-runs"] == "SELECT orchestrator_import_cron_runs()"
     assert commands["orchestrator.prune-run-history"] == "SELECT orchestrator_prune_run_history(30)"
     assert PeriodicTask.objects.filter(name="orchestrator.lost-run-sweep").exists()
+    assert PeriodicTask.objects.filter(name="orchestrator.missed-run-check").exists()
     again = reconcile.plan(placed_from(MANIFEST))
     assert not again.pending(prune=True), again.as_json()
 
@@ -80,6 +82,16 @@ def test_upkeep__off_installs_none_and_prune_removes_them() -> None:
     assert {c.name for c in plan.of("delete")} == UPKEEP
     reconcile.apply(placed, prune=True)
     assert set(cron_commands()) == {"vacuum-analyze"}
+
+
+@override_settings(ORCHESTRATOR_UPKEEP=True)
+def test_upkeep__missed_run_check_names_the_registered_task() -> None:
+    """The missed-run check is an upkeep job validated against the registered tasks: a Celery
+    ``task`` body naming ``orchestrator.check_missed_runs``, every 5 minutes."""
+    manifest = desired.load_text(MANIFEST, path="jobs.yaml")
+    [check] = [job for job in manifest.jobs if job.name == "orchestrator.missed-run-check"]
+    assert check.body.task == "orchestrator.check_missed_runs"
+    assert "orchestrator.check_missed_runs" in desired.task_names()
 
 
 def test_upkeep__reserved_prefix_is_a_located_error() -> None:

@@ -22,6 +22,7 @@ from kombu.exceptions import KombuError
 logger = logging.getLogger(__name__)
 
 NOTIFY_TASK = "orchestrator.notify"
+MISSED_CHECK_TASK = "orchestrator.check_missed_runs"
 
 
 @shared_task(bind=True, name=NOTIFY_TASK, acks_late=True, max_retries=None)
@@ -41,9 +42,25 @@ def notify_job(self: Task, **event: Any) -> list[str]:
         raise self.retry(countdown=2 ** (self.request.retries + 1), exc=failed) from failed
 
 
-def report(job: str | None, event: str, run_id: str, status: str, message: str) -> None:
+@shared_task(name=MISSED_CHECK_TASK)
+def check_missed_runs() -> int:
+    """The upkeep job ``orchestrator.missed-run-check``: each slot the status model counts as
+    missed, for a job whose ``notify`` asks for ``missed``, queued as an ``orchestrator.notify``
+    delivery (with its retries) on the job's queue."""
+    from orchestrator.missed_notify import check_missed
+    from orchestrator.notify import Event
+
+    def queue(event: Event) -> None:
+        report(event.job, event.event, event.run_id, event.status, event.message, event.at)
+
+    return check_missed(send=queue)
+
+
+def report(
+    job: str | None, event: str, run_id: str, status: str, message: str, at: str = ""
+) -> None:
     """Queue the delivery of ``event`` when the job asks for it; never raises (history's
-    handlers must not break a run)."""
+    handlers must not break a run). ``at`` defaults to now."""
     if not job:
         return
     from django.db import DatabaseError
@@ -63,7 +80,7 @@ def report(job: str | None, event: str, run_id: str, status: str, message: str) 
             run_id=run_id,
             status=status,
             message=message,
-            at=timezone.now().isoformat(),
+            at=at or timezone.now().isoformat(),
         )
         current_app.send_task(
             NOTIFY_TASK,
