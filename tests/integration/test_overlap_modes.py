@@ -406,3 +406,54 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def test_notify__missed_run_check_posts_each_missed_slot_once_through_the_worker(
+    services: Worker,
+) -> None:
+    """The upkeep task ``orchestrator.check_missed_runs`` queues one ``orchestrator.notify``
+    per slot nothing ran in; the worker posts each once (its run id names the slot), and the
+    next check queues nothing."""
+    from django.utils import timezone
+
+    from orchestrator.engines.celery.notify_task import check_missed_runs
+    from orchestrator.missed_notify import slot_run_id
+    from orchestrator.models import ManagedJob
+    from orchestrator.status import job_status
+
+    hook = Hook()
+    try:
+        apply(
+            f"""
+            version: 1
+            jobs:
+              hourly-missed:
+                schedule: "0 * * * *"
+                queue: {QUEUE}
+                task: orchestrator.ping
+                notify:
+                  on: [missed]
+                  webhook: {{url: "{hook.url}", secret_env: {SECRET_VARIABLE}}}
+            """
+        )
+        ManagedJob.objects.filter(name="hourly-missed").update(
+            applied_at=timezone.now() - timedelta(hours=3, minutes=5)
+        )
+        found = job_status("hourly-missed")
+        assert found is not None
+        assert found.missed is not None
+        slots = found.missed.instants
+        assert 3 <= len(slots) <= 4  # 4 when the check's clock is past the hour's grace
+        assert check_missed_runs() == len(slots)
+        wait_for(lambda: len(hook.received) >= len(slots), 15, "a webhook per slot")
+        sent = Notification.objects.filter(job="hourly-missed", status="sent")
+        wait_for(lambda: sent.count() == len(slots), 5, "a sent row per slot")
+        assert check_missed_runs() == 0
+        time.sleep(0.5)  # a duplicate would have arrived by now
+    finally:
+        clear_engines()
+        hook.shutdown()
+    events = hook.events()
+    assert {event["event"] for event in events} == {"missed"}
+    assert sorted(event["run_id"] for event in events) == sorted(map(slot_run_id, slots))
+    assert sorted(event["at"] for event in events) == sorted(s.isoformat() for s in slots)
