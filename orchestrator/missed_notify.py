@@ -49,10 +49,13 @@ def slot_run_id(instant: datetime) -> str:
 
 
 def deliver_now(event: Event) -> None:
-    """Deliver in-process; a webhook that refused it is left ``pending`` for the next check."""
+    """Deliver in-process; what was not taken is left ``pending`` for the next check."""
     try:
         deliver(event)
-    except DeliveryFailed as failed:
+    # A refused webhook, or a mail server that is down (smtplib's errors are OSErrors, and
+    # notify does not catch them): the row stays pending, the next check sends it again, and
+    # the other jobs' slots in this check are still sent.
+    except (DeliveryFailed, OSError) as failed:
         logger.warning(
             "missed-run notification not taken; the next check retries it",
             extra={"job": event.job, "run_id": event.run_id, "error": str(failed)},
