@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import logging
+import smtplib
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -173,7 +174,21 @@ def _send_email(event: Event, notify: Notify) -> None:
         f"Job {event.job} {words}.\n\nRun: {event.run_id}\nStatus: {event.status}\n"
         f"At: {event.at}\n\n{event.message[:MESSAGE_LIMIT]}\n"
     )
-    send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, list(notify.email))
+    Notification.objects.filter(
+        job=event.job, event=event.event, run_id=event.run_id, channel="email"
+    ).update(attempts=F("attempts") + 1)
+    try:
+        send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, list(notify.email))
+    except (smtplib.SMTPException, OSError) as error:
+        # The mail server is down or refused it: the row stays pending and the task retries,
+        # as for a webhook; the addresses are the manifest's, the error is the server's.
+        reason = f"{type(error).__name__}: {error}"
+        _mark(event, "email", PENDING, reason)
+        logger.warning(
+            "e-mail not taken; will retry",
+            extra={"job": event.job, "event": event.event, "error": reason},
+        )
+        raise DeliveryFailed(f"the mail server did not take it: {reason}", job=event.job) from error
     _mark(event, "email", SENT)
     logger.info("notification e-mailed", extra={"job": event.job, "event": event.event})
 
@@ -225,6 +240,9 @@ def _send_webhook(event: Event, notify: Notify) -> bool:
 
 
 def give_up(event: Event, reason: str) -> None:
-    """The webhook's last attempt failed: record it failed (never sent)."""
-    _mark(event, "webhook", FAILED, reason)
+    """The last attempt failed: every channel of the event still pending is recorded failed
+    (never sent)."""
+    Notification.objects.filter(
+        job=event.job, event=event.event, run_id=event.run_id, status=PENDING
+    ).update(status=FAILED, error=reason[:MESSAGE_LIMIT])
     logger.error("webhook notification given up", extra={"job": event.job, "event": event.event})

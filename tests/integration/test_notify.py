@@ -98,6 +98,24 @@ def test_notify__webhook_down_is_retried_then_given_up(settings, caplog) -> None
     assert "sha256=" not in caplog.text
 
 
+def test_notify__mail_server_down_is_retried_then_given_up(settings) -> None:
+    """An SMTP server that refuses the connection raises DeliveryFailed (the task retries it)
+    and the e-mail stays pending with the server's error; giving up records it failed."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_port(), 5
+    apply("{email: [ops@example.com]}")
+    with pytest.raises(DeliveryFailed, match="mail server did not take it"):
+        deliver(event("r1"))
+    row = Notification.objects.get(job="told", run_id="r1", channel="email")
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert "ConnectionRefusedError" in row.error
+    with pytest.raises(DeliveryFailed):
+        deliver(event("r1"))  # the retry sends again: the row is still pending
+    give_up(event("r1"), "five attempts")
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.error) == ("failed", 2, "five attempts")
+
+
 def test_notify__webhook_without_its_secret_sends_nothing(settings) -> None:
     """The variable the manifest names is not set: nothing is posted unsigned; the ledger
     says why."""
