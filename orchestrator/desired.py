@@ -8,7 +8,8 @@ gathers them; ``jobs validate|explain|plan|apply`` and the tests all go through 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -20,15 +21,20 @@ from orchestrator.engines import backends
 from orchestrator.engines.base import Desired, EngineFit, Needs
 from orchestrator.errors import ManifestInvalid, OrchestratorError
 from orchestrator.gc_pause import gc_paused
+from orchestrator.job_sources import JobSource, SourceIndex
 from orchestrator.limits import Clock
-from orchestrator.manifest import Manifest, load_manifest, load_manifest_text
+from orchestrator.manifest import Manifest, job_functions, load_manifest, load_manifest_text
 from orchestrator.placed_manifest import PlacedManifest
 from orchestrator.placement_cache import (
+    Entry,
     PlacementCache,
     cached_placement,
+    capabilities_stamp,
+    context_key,
     entry_key,
     settings_stamp,
     source_stamp,
+    valid_until,
 )
 from orchestrator.plan import Placed
 from orchestrator.schedules import stored_instant
@@ -146,10 +152,15 @@ def fitters(capabilities: Capabilities) -> list[EngineFit]:
     return [backend.fitter(capabilities.get(engine)) for engine, backend in backends().items()]
 
 
+#: what ``place_file`` builds on a cache miss: see ``placement_cache.Place``
+Built = tuple[PlacedManifest, Capabilities, Mapping[str, JobSource], float]
+
+
 def place_file(path: str | Path | None = None) -> PlacedManifest:
     """``place(load(path))`` with each job's spec hash and rendered engine state, answered
     from the placement cache when nothing it depends on changed (``placement_cache`` lists
-    what that is). The capabilities are read live either way."""
+    what that is), and keeping the cached jobs whose text is unchanged when only the file
+    changed (``job_sources``). The capabilities are read live either way."""
     shown = str(manifest_path(path))
     folder = getattr(settings, "ORCHESTRATOR_CACHE_DIR", "")
     try:
@@ -166,8 +177,7 @@ def place_file(path: str | Path | None = None) -> PlacedManifest:
         alias: {key: config.get(key) for key in ("NAME", "USER", "HOST", "PORT")}
         for alias, config in settings.DATABASES.items()
     }
-    key = entry_key(
-        data=data,
+    context = context_key(
         path=shown,
         task_names=names,
         aliases=aliases,
@@ -183,20 +193,61 @@ def place_file(path: str | Path | None = None) -> PlacedManifest:
         needs = Needs(function_names=frozenset(function_names), database_names=databases)
         return {engine: backend.capabilities(needs) for engine, backend in backends().items()}
 
-    def full() -> tuple[PlacedManifest, Capabilities]:
+    def build(previous: Entry | None) -> Built:
+        """Load and place the jobs ``previous`` does not hold unchanged (all without it)."""
+        index = SourceIndex(context, previous.sources if previous is not None else None)
         manifest = with_upkeep(
             load_manifest_text(
-                data, path=shown, task_names=names, database_aliases=aliases, clock=clock()
+                data,
+                path=shown,
+                task_names=names,
+                database_aliases=aliases,
+                clock=clock(),
+                reuse=index,
             ),
             upkeep_manifest(task_names=names, database_aliases=aliases),
         )
-        capabilities = capabilities_for(manifest)
-        placed = place(manifest, capabilities)
-        return placed_manifest(placed, manifest.function_names()), capabilities
+        fresh_functions = {
+            spec.name: job_functions(spec) for spec in manifest.jobs if spec.name in index.fresh
+        }
+        functions = manifest.function_names().union(
+            *(source.functions for source, _ in index.hits.values())
+        )
+        capabilities = read(functions)
+        kept = previous if index.hits else None
+        if kept is not None and capabilities_stamp(capabilities) != kept.capabilities:
+            # Another stamp: either the manifest calls other functions now (the kept jobs'
+            # functions are among the old ones: asked again, they must read as before), or
+            # the capabilities changed, and then every job is placed again.
+            old = kept.manifest.function_names
+            if functions == old or capabilities_stamp(read(old)) != kept.capabilities:
+                return build(None)
+        fresh = placed_manifest(place(manifest, capabilities), functions)
+        until = valid_until(fresh.placed, time.time())  # in memory: only the fresh jobs
+        sources = {
+            name: source._replace(functions=fresh_functions[name])
+            for name, source in index.fresh.items()
+        }
+        if kept is None:
+            return fresh, capabilities, sources, until
+        sources.update((name, source) for name, (source, _) in index.hits.items())
+        listed = set(index.order)
+        order = [*index.order, *(spec.name for spec in manifest.jobs if spec.name not in listed)]
+        shifts = {
+            name: (line - source.line, source.line, source.end)
+            for name, (source, line) in index.hits.items()
+        }
+        combined = PlacedManifest.combine(order, fresh, kept.manifest, shifts, functions)
+        return combined, capabilities, sources, min(until, kept.valid_until)
 
     with gc_paused():  # loading, hashing, rendering and pickling: see gc_pause
         result, _ = cached_placement(
-            PlacementCache(Path(folder)), path=shown, key=key, read_capabilities=read, place=full
+            PlacementCache(Path(folder)),
+            path=shown,
+            key=entry_key(data=data, context=context),
+            context=context,
+            read_capabilities=read,
+            place=build,
         )
     return result
 

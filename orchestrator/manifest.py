@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.errors import ManifestInvalid, OrchestratorError
 from orchestrator.gc_pause import gc_paused
@@ -47,6 +47,17 @@ SUPPORTED_VERSIONS = (1,)
 TOP_LEVEL = ("version", "defaults", "jobs")
 
 
+class JobReuse(Protocol):
+    """Lets a caller keep jobs it already holds, valid, from an earlier load of the same file
+    (``orchestrator.job_sources``): ``start`` sees the text and its tree, ``reused`` is asked
+    about each job in order, and a job it answers ``True`` for is neither validated nor in
+    the returned ``Manifest``."""
+
+    def start(self, data: bytes, root: Node | None) -> None: ...
+
+    def reused(self, name: str, key: Node) -> bool: ...
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Manifest:
     """A valid manifest: its jobs in the order written."""
@@ -70,12 +81,14 @@ class Manifest:
 
     def function_names(self) -> frozenset[str]:
         """Every function the SQL bodies call, for the capability lookup in ``pg_catalog``."""
-        return frozenset(
-            ref.name
-            for job in self.jobs
-            if isinstance(job.body, SqlBody)
-            for ref in analyse_sql(job.body.sql).functions
-        )
+        return frozenset().union(*(job_functions(job) for job in self.jobs))
+
+
+def job_functions(spec: JobSpec) -> frozenset[str]:
+    """The functions ``spec``'s SQL body calls (none for another body)."""
+    if not isinstance(spec.body, SqlBody):
+        return frozenset()
+    return frozenset(ref.name for ref in analyse_sql(spec.body.sql).functions)
 
 
 def load_manifest(
@@ -120,16 +133,21 @@ def load_manifest_text(
     database_aliases: Collection[str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     clock: Clock | None = None,
+    reuse: JobReuse | None = None,
 ) -> Manifest:
-    """Validate manifest text (``str`` or UTF-8 ``bytes``); raises ``ManifestInvalid``."""
+    """Validate manifest text (``str`` or UTF-8 ``bytes``); raises ``ManifestInvalid``.
+
+    ``reuse``: see ``JobReuse``; the manifest then holds only the jobs it did not keep."""
     data = text.encode("utf-8", errors="surrogatepass") if isinstance(text, str) else text
-    loader = _Loader(path, task_names, database_aliases, clock or Clock())
+    loader = _Loader(path, task_names, database_aliases, clock or Clock(), reuse)
     with gc_paused():  # millions of long-lived objects and no cycles: see gc_pause
         try:
             root = compose(data, max_bytes=max_bytes)
         except YamlProblem as problem:
             error = OrchestratorError(shorten(problem.message), path=path, line=problem.line)
             raise ManifestInvalid([error], path=path) from None
+        if reuse is not None:
+            reuse.start(data, root)
         manifest = loader.manifest(root)
         del root
     if loader.errors or manifest is None:  # no manifest is built without an error saying why
@@ -147,9 +165,11 @@ class _Loader:
         task_names: Collection[str] | None,
         database_aliases: Collection[str] | None,
         clock: Clock,
+        reuse: JobReuse | None = None,
     ) -> None:
         self.path = path
         self.clock = clock
+        self.reuse = reuse
         self.errors: list[OrchestratorError] = []
         self.task_names = frozenset(task_names) if task_names is not None else None
         self.aliases = frozenset(database_aliases) if database_aliases is not None else None
@@ -227,6 +247,8 @@ class _Loader:
             return None
         jobs = []
         for name, key, value in self.mapping(jobs_node, field="jobs"):
+            if self.reuse is not None and self.reuse.reused(name, key):
+                continue
             spec = self.job(name, key, value, defaults)
             if spec is not None:
                 jobs.append(spec)

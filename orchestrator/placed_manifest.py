@@ -8,17 +8,26 @@ carries the name, engine, hash, rendered state and enabled flag of every job, an
 placement cache), unpickled on first use.
 Unpickling 10,000 frozen dataclass trees costs more than the rest of a no-op plan, so a plan
 that finds nothing to do never pays it.
+
+A manifest loaded again after an edit keeps the pickles of the jobs whose text did not change
+(``combine``; ``job_sources`` says how they are recognised). Such a job may have moved in the
+file: its pickle keeps the lines it was written at, and ``get`` shifts them to where the job
+is now. The pickle itself is kept as it was, so its lines and the shift always go together.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
 from orchestrator.plan import Placed
+
+#: (lines to add, first line, last line): the job's own lines move, ``defaults``' do not
+Shift = tuple[int, int, int]
 
 
 class PlacedManifest:
@@ -35,6 +44,7 @@ class PlacedManifest:
         self._objects: dict[str, Placed] = {job.spec.name: job for job in placed}
         self._jobs = [(name, job.engine) for name, job in self._objects.items()]
         self._blobs: dict[str, bytes] = {}
+        self._shifts: dict[str, Shift] = {}
         self.hashes = dict(hashes)
         self.rendered = dict(rendered)
         self.enabled = {name: job.spec.enabled for name, job in self._objects.items()}
@@ -50,8 +60,42 @@ class PlacedManifest:
     def get(self, name: str) -> Placed:
         job = self._objects.get(name)
         if job is None:
-            job = self._objects[name] = pickle.loads(self._blobs.pop(name))  # noqa: S301 - see placement_cache
+            job = pickle.loads(self._blobs[name])  # noqa: S301 - see placement_cache
+            shift = self._shifts.get(name)
+            if shift is not None:
+                job = _shifted(job, shift)
+            self._objects[name] = job
         return job
+
+    @classmethod
+    def combine(
+        cls,
+        order: Sequence[str],
+        fresh: PlacedManifest,
+        kept: PlacedManifest,
+        shifts: Mapping[str, Shift],
+        function_names: Iterable[str],
+    ) -> PlacedManifest:
+        """The jobs named in ``order``: each from ``fresh`` if it has it, else ``kept``'s
+        pickle, shifted by ``shifts[name]`` (lines relative to that pickle)."""
+        combined = cls((), hashes={}, rendered={}, function_names=function_names)
+        engines = dict(kept._jobs)
+        for name in order:
+            if name in fresh._objects:
+                combined._objects[name] = fresh._objects[name]
+                source = fresh
+                engine = fresh._objects[name].engine
+            else:
+                combined._blobs[name] = kept._blobs[name]
+                if shifts.get(name, (0,))[0]:
+                    combined._shifts[name] = shifts[name]
+                source = kept
+                engine = engines[name]
+            combined._jobs.append((name, engine))
+            combined.hashes[name] = source.hashes[name]
+            combined.rendered[name] = source.rendered[name]
+            combined.enabled[name] = source.enabled[name]
+        return combined
 
     @property
     def placed(self) -> list[Placed]:
@@ -67,6 +111,8 @@ class PlacedManifest:
         pickler = _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
         spans = []
         for name, job in self._objects.items():
+            if name in blobs:  # kept as read (a shifted copy must not replace it)
+                continue
             start = buffer.tell()
             pickler.dump(job)
             pickler.clear_memo()
@@ -77,6 +123,7 @@ class PlacedManifest:
         return {
             "jobs": self._jobs,
             "blobs": blobs,
+            "shifts": self._shifts,
             "hashes": self.hashes,
             "rendered": self.rendered,
             "enabled": self.enabled,
@@ -87,10 +134,23 @@ class PlacedManifest:
         self._objects = {}
         self._jobs = state["jobs"]
         self._blobs = state["blobs"]
+        self._shifts = state["shifts"]
         self.hashes = state["hashes"]
         self.rendered = state["rendered"]
         self.enabled = state["enabled"]
         self.function_names = state["function_names"]
+
+
+def _shifted(job: Placed, shift: Shift) -> Placed:
+    """``job`` with its own lines (``first..last``) moved by ``delta``."""
+    delta, first, last = shift
+    spec = job.spec
+    lines = {
+        field: line + delta if first <= line <= last else line
+        for field, line in spec.field_lines.items()
+    }
+    moved = replace(spec, line=spec.line + delta, field_lines=MappingProxyType(lines))
+    return replace(job, spec=moved)
 
 
 def dumps(value: object) -> bytes:

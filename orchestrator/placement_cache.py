@@ -17,8 +17,11 @@ result of ``desired.place`` is a pure function of:
   years. An entry is therefore trusted for an hour at most, and never past the earliest ``at``
   or ``expires`` instant of its jobs.
 
-Any difference is a miss, and a miss only costs the full load. The cache never decides what
-the engines hold: the plan still reads the registry and both engines live on every run.
+Any difference is a miss. A miss where only the manifest's bytes differ (the usual edit)
+still keeps the jobs whose own text is unchanged (``job_sources``): only the others are
+validated, classified and rendered again; any other difference, or different capabilities,
+places every job again. The cache never decides what the engines hold: the plan still reads
+the registry and both engines live on every run.
 
 Where: one file per manifest path, in ``settings.ORCHESTRATOR_CACHE_DIR`` (by default the
 profile's ``.data/<profile>/cache``), rather than a database table. The entry is a pickle
@@ -40,12 +43,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from orchestrator.gc_pause import gc_paused
+from orchestrator.job_sources import JobSource
 from orchestrator.placed_manifest import PlacedManifest, dumps
 from orchestrator.plan import Placed
 from orchestrator.specs import At
@@ -53,7 +58,7 @@ from orchestrator.specs import At
 logger = logging.getLogger(__name__)
 
 #: bump when the entry's layout changes
-FORMAT = 1
+FORMAT = 2
 #: an entry is trusted this long at most (time-dependent validation: see the module docstring)
 MAX_AGE_SECONDS = 3600
 #: libraries whose behaviour the placement depends on
@@ -63,13 +68,16 @@ _SECRET_WORDS = ("URL", "PASSWORD", "SECRET", "TOKEN", "KEY")
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One cached placement: valid while ``key`` and ``capabilities`` match and not expired."""
+    """One cached placement: valid while ``key`` and ``capabilities`` match and not expired;
+    its jobs may be kept one by one (``sources``) while ``context`` matches."""
 
     format: int
     key: str
     capabilities: str
     valid_until: float
     manifest: PlacedManifest
+    context: str = ""
+    sources: Mapping[str, JobSource] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- keys
@@ -106,9 +114,16 @@ def settings_stamp(values: Mapping[str, object]) -> str:
     return hashlib.sha256(repr(sorted(chosen.items())).encode()).hexdigest()
 
 
-def entry_key(
+def entry_key(*, data: bytes, context: str | None = None, **parts: Any) -> str:
+    """Everything but the capabilities that ``desired.place`` depends on, as one digest: the
+    ``context`` (``context_key(**parts)`` unless given) and the manifest's bytes."""
+    digest = hashlib.sha256((context if context is not None else context_key(**parts)).encode())
+    digest.update(b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def context_key(
     *,
-    data: bytes,
     path: str,
     task_names: Collection[str],
     aliases: Collection[str],
@@ -117,7 +132,7 @@ def entry_key(
     settings: str,
     code: str,
 ) -> str:
-    """Everything but the capabilities that ``desired.place`` depends on, as one digest.
+    """What ``desired.place`` depends on besides the manifest's bytes and the capabilities.
 
     ``connection`` is each alias's database name, role, host and port (no password): pg_cron's
     rendered state names the database and the role the jobs run as."""
@@ -134,7 +149,6 @@ def entry_key(
     ):
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
-    digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 
@@ -193,15 +207,16 @@ class PlacementCache:
         private = not (folder.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
         return folder.st_uid == uid and info.st_uid == uid and private
 
-    def get(self, path: str, key: str) -> Entry | None:
-        """The entry for ``path`` if it was stored under ``key``, unexpired; else ``None``."""
+    def get(self, path: str, context: str) -> Entry | None:
+        """The entry for ``path`` if it was stored under ``context`` (any manifest bytes),
+        unexpired; else ``None``."""
         target = self._file(path)
         if not self._trusted(target):
             return None
         try:
             data = target.read_bytes()
             header, _, body = data.partition(b"\n")
-            if header != key.encode():  # another manifest or setting: not worth unpickling
+            if header.partition(b" ")[2] != context.encode():  # not worth unpickling
                 return None
             with gc_paused():
                 entry = pickle.loads(body)  # noqa: S301 - our own 0700 directory
@@ -210,7 +225,7 @@ class PlacementCache:
             # by the code stamp, but a rename must never break a plan)
             logger.debug("placement cache unreadable", extra={"file": str(target), "err": error})
             return None
-        if not isinstance(entry, Entry) or entry.format != FORMAT or entry.key != key:
+        if not isinstance(entry, Entry) or entry.format != FORMAT or entry.context != context:
             return None
         if time.time() >= entry.valid_until:
             return None
@@ -236,7 +251,7 @@ class PlacementCache:
             handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".placed-")
             try:
                 with os.fdopen(handle, "wb") as file:
-                    file.write(entry.key.encode() + b"\n" + body)
+                    file.write(f"{entry.key} {entry.context}\n".encode() + body)
                 os.replace(temporary, target)
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
@@ -248,32 +263,43 @@ class PlacementCache:
             )
 
 
+#: ``place(previous)``: the placed manifest, the capabilities it was placed with, each job's
+#: source, and until when the result holds; ``previous`` is the entry whose jobs it may keep
+Place = Callable[
+    [Entry | None], tuple[PlacedManifest, Mapping[str, object], Mapping[str, JobSource], float]
+]
+
+
 def cached_placement(
     cache: PlacementCache,
     *,
     path: str,
     key: str,
+    context: str,
     read_capabilities: Callable[[Collection[str]], Mapping[str, object]],
-    place: Callable[[], tuple[PlacedManifest, Mapping[str, object]]],
+    place: Place,
 ) -> tuple[PlacedManifest, bool]:
     """The placed manifest at ``path``: from the cache when its entry still holds (same key,
     unexpired, and the capabilities read now equal those it was placed with), else from
-    ``place`` (which also returns the capabilities it used), stored for next time. Returns
-    ``(manifest, hit)``."""
-    entry = cache.get(path, key)
-    if entry is not None:
+    ``place``, given the entry when only the manifest's bytes differ, and stored for next
+    time. Returns ``(manifest, hit)``."""
+    entry = cache.get(path, context)
+    if entry is not None and entry.key == key:
         capabilities = read_capabilities(entry.manifest.function_names)
         if capabilities_stamp(capabilities) == entry.capabilities:
             return entry.manifest, True
-    manifest, capabilities = place()
+        entry = None  # placed under other capabilities: no job of it may be kept
+    manifest, capabilities, sources, until = place(entry)
     cache.put(
         path,
         Entry(
             format=FORMAT,
             key=key,
             capabilities=capabilities_stamp(capabilities),
-            valid_until=valid_until(manifest.placed, time.time()),  # all in memory after a miss
+            valid_until=until,
             manifest=manifest,
+            context=context,
+            sources=dict(sources),
         ),
     )
     return manifest, False

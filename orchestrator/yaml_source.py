@@ -60,15 +60,19 @@ class YamlProblem(Exception):
 @dataclass(slots=True)
 class Node:
     """A scalar (``value`` is its text), mapping (``items``: key, value, key, value ...) or
-    sequence (``items``). ``line`` is where the node starts, 1-based."""
+    sequence (``items``). ``line`` is where the node starts, 1-based; ``index`` and ``end`` are
+    character offsets in the text where it starts and (collections only) ends, so a part of
+    the file can be recognised by its text (``job_sources``)."""
 
     kind: str  # "scalar" | "mapping" | "sequence"
     line: int
     value: str = ""
-    style: str | None = None
+    style: str | None = None  # a scalar's style; "flow" for a flow collection, else None
     tag: str | None = None
     plain: bool = False  # a plain scalar: its type comes from YAML's implicit resolution
     items: list[Node] = field(default_factory=list)
+    index: int = 0
+    end: int = 0
 
     @property
     def content_line(self) -> int:
@@ -195,11 +199,18 @@ def compose(
                         style=event.style or None,
                         tag=event.tag,
                         plain=bool(event.implicit and event.implicit[0]) and not event.tag,
+                        index=event.start_mark.index,
                     )
                 else:
                     if len(stack) >= max_depth:
                         raise YamlProblem(f"nesting deeper than {max_depth} levels", line)
-                    node = Node(_STARTS[kind], line, tag=event.tag)
+                    node = Node(
+                        _STARTS[kind],
+                        line,
+                        tag=event.tag,
+                        style="flow" if event.flow_style else None,
+                        index=event.start_mark.index,
+                    )
                 if stack:
                     stack[-1].items.append(node)
                 else:
@@ -207,7 +218,7 @@ def compose(
                 if kind is not yaml.ScalarEvent:
                     stack.append(node)
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                stack.pop()
+                stack.pop().end = event.start_mark.index
             elif kind is yaml.AliasEvent:
                 raise YamlProblem(
                     f"aliases (*{event.anchor}) are not allowed in a manifest",

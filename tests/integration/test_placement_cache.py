@@ -1,5 +1,6 @@
 """The placement cache never hides a change: with a warm cache, ``jobs plan`` still shows an
-edited manifest, an engine row edited by hand, and a change in the database's capabilities."""
+edited manifest, an engine row edited by hand, and a change in the database's capabilities;
+and after an edit, the jobs whose text did not change are kept rather than validated again."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.db import connection
 from django_celery_beat.models import PeriodicTask
 
 from orchestrator import desired
+from orchestrator import manifest as manifest_module
 from tests.integration.cli_helpers import jobs
 from tests.integration.reconcile_helpers import clear_engines
 
@@ -157,3 +159,108 @@ def test_cache__no_directory_setting_means_no_cache(
     plan(path)
     plan(path)
     assert len(loads) == 0  # the uncached path goes through desired.load, not this function
+
+
+# --------------------------------------------------------------------------- per-job reuse
+
+
+@pytest.fixture
+def validated(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The manifest's jobs validated one by one (a job kept from the cache is not)."""
+    names: list[str] = []
+    real = manifest_module._Loader.job
+
+    def counting(self: object, name: str, *args: object) -> object:
+        if name.startswith("cache-"):  # the built-in upkeep jobs are always loaded
+            names.append(name)
+        return real(self, name, *args)
+
+    monkeypatch.setattr(manifest_module._Loader, "job", counting)
+    return names
+
+
+def warm(path: Path, validated: list[str]) -> None:
+    """Apply ``path`` and plan it once more, then forget what was validated so far."""
+    apply(path)
+    assert plan(path)["changes"] == []
+    validated.clear()
+
+
+def test_reuse__one_job_edit_validates_that_job_only(
+    tmp_path: Path, cache_dir: Path, validated: list[str]
+) -> None:
+    """Editing one job's SQL re-validates that job alone, the plan shows exactly its update,
+    and once applied the plan is clean (the others kept from the cache)."""
+    path = write(tmp_path, MANIFEST)
+    warm(path, validated)
+    path.write_text(path.read_text().replace("SELECT 1", "SELECT 2"))
+    assert actions(plan(path)) == {"cache-sql": "update"}
+    assert validated == ["cache-sql"]
+    apply(path)
+    assert plan(path)["changes"] == []
+
+
+def test_reuse__rename_and_removal_show(
+    tmp_path: Path, cache_dir: Path, validated: list[str]
+) -> None:
+    """A renamed job is a new job (created, the old name deleted); a removed job is deleted;
+    the unchanged job is kept without validation."""
+    path = write(tmp_path, MANIFEST)
+    warm(path, validated)
+    text = path.read_text().replace("cache-task:", "cache-task-2:")
+    path.write_text(text[: text.index("  cache-probe:")])
+    result = plan(path)
+    assert actions(result) == {
+        "cache-task-2": "create",
+        "cache-task": "delete",
+        "cache-probe": "delete",
+    }
+    assert validated == ["cache-task-2"]
+
+
+def test_reuse__moved_jobs_keep_their_definition_and_get_their_new_lines(
+    tmp_path: Path, cache_dir: Path, validated: list[str]
+) -> None:
+    """A job added at the top moves the others down: they are kept (unchanged in the plan)
+    and the placed spec reports the lines they are at now."""
+    path = write(tmp_path, MANIFEST)
+    warm(path, validated)
+    added = '  cache-new:\n    schedule: "0 6 * * *"\n    task: orchestrator.ping\n'
+    path.write_text(path.read_text().replace("jobs:\n", "jobs:\n" + added))
+    assert actions(plan(path)) == {"cache-new": "create"}
+    assert validated == ["cache-new"]
+    placed = desired.place_file(path).get("cache-probe")
+    assert (placed.spec.line, placed.spec.line_of("sql")) == (12, 14)
+    assert validated == ["cache-new"], "an unchanged file is a hit"
+
+
+def test_reuse__capability_change_with_an_edit_places_every_job(
+    tmp_path: Path, cache_dir: Path, validated: list[str]
+) -> None:
+    """When the capabilities changed too, no job is kept: every job is validated and placed
+    again, and the plan shows both the edit and the move the new function allows."""
+    path = write(tmp_path, MANIFEST)
+    warm(path, validated)
+    path.write_text(path.read_text().replace("SELECT 1", "SELECT 2"))
+    execute("CREATE FUNCTION perf_cache_probe() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    result = plan(path)
+    assert actions(result) == {"cache-sql": "update", "cache-probe": "update"}
+    assert set(validated) == {"cache-probe", "cache-sql", "cache-task"}
+
+
+def test_reuse__hand_edit_and_defaults_change_show(
+    tmp_path: Path, cache_dir: Path, validated: list[str]
+) -> None:
+    """A periodic task edited by hand shows as drift beside a one-job edit; a change in
+    ``defaults`` (inherited by every job) re-validates every job."""
+    path = write(tmp_path, MANIFEST)
+    warm(path, validated)
+    PeriodicTask.objects.filter(name="cache-task").update(queue="elsewhere")
+    path.write_text(path.read_text().replace("SELECT 1", "SELECT 2"))
+    assert actions(plan(path)) == {"cache-sql": "update", "cache-task": "drift"}
+    assert validated == ["cache-sql"]
+    validated.clear()
+    path.write_text(path.read_text().replace("jobs:\n", "defaults:\n  queue: other\njobs:\n"))
+    result = actions(plan(path))
+    assert result["cache-task"] == "update"
+    assert sorted(validated) == ["cache-probe", "cache-sql", "cache-task"]

@@ -4,10 +4,12 @@ and an entry is never trusted past an hour or past its earliest one-time trigger
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.engines.pg_cron.capabilities import Capabilities
+from orchestrator.job_sources import JobSource
 from orchestrator.placed_manifest import PlacedManifest
 from orchestrator.placement_cache import (
     FORMAT,
@@ -44,6 +46,7 @@ def test_entry_key__every_input_counts() -> None:
     """Changing any one input (a byte, the path, a task, an alias, a database, the role, the
     settings, the code) gives another key."""
     base = entry_key(**BASE)
+    assert entry_key(**BASE) == base
     changes = {
         "data": b"version: 1\njobs: {} \n",
         "path": "other.yaml",
@@ -88,27 +91,30 @@ def test_valid_until__an_hour_or_the_first_one_time_instant() -> None:
 
 
 def test_cache__round_trip_and_refusals(tmp_path: Path) -> None:
-    """An entry reads back lazily (jobs unpickled on first use); another key, an expired
-    entry, or a file in a directory others may write is not read."""
+    """An entry reads back lazily (jobs unpickled on first use) with its job sources; another
+    context, an expired entry, or a file in a directory others may write is not read."""
     folder = tmp_path / "cache"
     cache = PlacementCache(folder)
     job = placed('schedule: "0 * * * *"\ntask: tasks.backup.backup_database')
     manifest = PlacedManifest([job], hashes={"job": "h"}, rendered={"job": None})
-    entry = Entry(format=FORMAT, key="k1", capabilities="c", valid_until=4e9, manifest=manifest)
+    sources = {"job": JobSource(digest="d", line=3, end=5)}
+    entry = Entry(format=FORMAT, key="k1", capabilities="c", valid_until=4e9, manifest=manifest,
+                  context="x1", sources=sources)  # fmt: skip
     cache.put("jobs.yaml", entry)
     assert oct(folder.stat().st_mode & 0o777) == oct(0o700)
-    read = cache.get("jobs.yaml", "k1")
+    read = cache.get("jobs.yaml", "x1")
     assert read is not None
+    assert read.key == "k1"
+    assert read.sources == sources
     assert read.manifest.names() == [("job", "celery")]
     assert read.manifest.get("job") == job
-    assert cache.get("jobs.yaml", "k2") is None
-    assert cache.get("other.yaml", "k1") is None
-    cache.put("jobs.yaml", Entry(format=FORMAT, key="k1", capabilities="c", valid_until=1.0,
-                                 manifest=manifest))  # fmt: skip
-    assert cache.get("jobs.yaml", "k1") is None
+    assert cache.get("jobs.yaml", "x2") is None
+    assert cache.get("other.yaml", "x1") is None
+    cache.put("jobs.yaml", replace(entry, valid_until=1.0))
+    assert cache.get("jobs.yaml", "x1") is None
     cache.put("jobs.yaml", entry)
     os.chmod(folder, 0o777)  # noqa: S103 - a directory others may write is the point
-    assert cache.get("jobs.yaml", "k1") is None
+    assert cache.get("jobs.yaml", "x1") is None
 
 
 def test_cache__old_entries_are_pruned_on_write(tmp_path: Path) -> None:
@@ -116,14 +122,15 @@ def test_cache__old_entries_are_pruned_on_write(tmp_path: Path) -> None:
     cache = PlacementCache(tmp_path / "cache")
     job = placed('schedule: "0 * * * *"\ntask: tasks.backup.backup_database')
     manifest = PlacedManifest([job], hashes={"job": "h"}, rendered={"job": None})
-    entry = Entry(format=FORMAT, key="k", capabilities="c", valid_until=4e9, manifest=manifest)
+    entry = Entry(format=FORMAT, key="k", capabilities="c", valid_until=4e9, manifest=manifest,
+                  context="x")  # fmt: skip
     cache.put("old.yaml", entry)
     (old,) = (tmp_path / "cache").glob("placed-*.pickle")
     stale = old.stat().st_mtime - MAX_AGE_SECONDS - 10
     os.utime(old, (stale, stale))
     cache.put("new.yaml", entry)
     assert not old.exists()
-    assert cache.get("new.yaml", "k") is not None
+    assert cache.get("new.yaml", "x") is not None
 
 
 def test_settings_stamp__placement_settings_count_secrets_do_not() -> None:
