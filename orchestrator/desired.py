@@ -52,10 +52,17 @@ def manifest_path(path: str | Path | None = None) -> Path:
 
 
 def task_names() -> frozenset[str]:
-    """Every task the Celery app registers, after importing the task modules."""
+    """Every task the Celery app registers, after importing the task modules.
+
+    The modules are imported as the ``import_modules`` signal would have them imported
+    (``app.loader.import_default_modules``), but not through it: its other receiver, Celery's
+    Django fixup, runs every Django system check again (admin included, a third of a
+    second), which a worker needs at start-up and a ``jobs`` command does not."""
     from project.celery import app  # the app configures itself from Django settings
 
-    app.loader.import_default_modules()
+    app.autodiscover_tasks(force=True)
+    for module in app.loader.default_modules:
+        app.loader.import_task_module(module)
     return frozenset(app.tasks)
 
 

@@ -24,6 +24,7 @@ from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from orchestrator import status
+from orchestrator.bulk_copy import copy_insert
 from orchestrator.engines import backends as configured_backends
 from orchestrator.engines.base import STARTUP_PREFIX, Backend, Desired, LiveJob
 from orchestrator.errors import OrchestratorError
@@ -39,7 +40,7 @@ from orchestrator.plan import (
     make_plan,
     placed_jobs,
 )
-from orchestrator.specs import spec_hash, to_dict
+from orchestrator.specs import to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -156,15 +157,22 @@ def apply(
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPLY_LOCK])
         use_fast_text_arrays(connection.connection)  # bulk_create's UNNEST arrays: see there
-        current = _plan_now(placed, backends)
+        jobs = placed_jobs(placed)  # each job's spec hash once, for the plan and the registry
+        current = _plan_now(jobs, backends)
         if expected is not None and fingerprint(current) != expected:
             raise PlanChanged()
-        _execute(current, prune, progress, backends)
+        _execute(current, prune, progress, backends, jobs.hashes)
     logger.info("manifest applied", extra={"summary": current.summary(), "prune": prune})
     return Outcome(plan=current, pruned=prune)
 
 
-def _execute(plan: Plan, prune: bool, progress: Progress, backends: Mapping[str, Backend]) -> None:
+def _execute(
+    plan: Plan,
+    prune: bool,
+    progress: Progress,
+    backends: Mapping[str, Backend],
+    hashes: Mapping[str, str],
+) -> None:
     now = timezone.now()
     removals: dict[str, list[str]] = defaultdict(list)
     creations: dict[str, list[Change]] = defaultdict(list)
@@ -203,17 +211,19 @@ def _execute(plan: Plan, prune: bool, progress: Progress, backends: Mapping[str,
         for start, batch in _batches(changes):
             ids = backends[engine].create([_desired(c) for c in batch])
             for change in batch:
-                rows[change.name] = _record(rows.get(change.name), change, ids[change.name], now)
+                row = rows.get(change.name)
+                rows[change.name] = _record(row, change, ids[change.name], now, hashes)
             progress(f"creating in {engine}", start + len(batch), len(changes))
     for engine, changes in updates.items():
         for start, batch in _batches(changes):
             backends[engine].update([(_applied_id(c), _desired(c)) for c in batch])
             for change in batch:
-                rows[change.name] = _record(rows.get(change.name), change, _applied_id(change), now)
+                row = rows.get(change.name)
+                rows[change.name] = _record(row, change, _applied_id(change), now, hashes)
             progress(f"updating in {engine}", start + len(batch), len(changes))
     new = [row for row in rows.values() if row.pk is None]
     old = [row for row in rows.values() if row.pk is not None]
-    ManagedJob.objects.bulk_create(new, batch_size=BATCH)
+    copy_insert(ManagedJob, new)
     ManagedJob.objects.bulk_update(
         old,
         ["engine", "engine_id", "spec_hash", "definition", "reasons", "paused", "applied_at"],
@@ -262,13 +272,19 @@ def _desired(change: Change) -> Desired:
     return desired
 
 
-def _record(row: ManagedJob | None, change: Change, engine_id: str, now: object) -> ManagedJob:
+def _record(
+    row: ManagedJob | None,
+    change: Change,
+    engine_id: str,
+    now: object,
+    hashes: Mapping[str, str],
+) -> ManagedJob:
     placed = change.placed
     assert placed is not None
     row = row or ManagedJob(name=change.name)
     row.engine = change.target
     row.engine_id = engine_id
-    row.spec_hash = spec_hash(placed.spec)
+    row.spec_hash = hashes[change.name]
     row.definition = to_dict(placed.spec)
     row.reasons = list(placed.reasons)
     row.paused = change.paused

@@ -34,6 +34,7 @@ from django_celery_beat.models import (
 )
 from prometheus_client.metrics_core import Metric
 
+from orchestrator.bulk_copy import copy_insert
 from orchestrator.cron_readings import has_extension
 from orchestrator.engines.base import (
     STARTUP_PREFIX,
@@ -295,7 +296,8 @@ class CeleryBeatBackend:
             return created
         schedules = ScheduleRows(periodic)
         rows = [self._fill(PeriodicTask(name=d.spec.name), d, schedules) for d in periodic]
-        for row in PeriodicTask.objects.bulk_create(rows, batch_size=2000):
+        copy_insert(PeriodicTask, rows)
+        for row in rows:
             created[row.name] = str(row.pk)
         self._changed = True
         logger.info("periodic tasks created", extra={"count": len(rows)})

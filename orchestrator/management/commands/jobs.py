@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from django.core.checks import Tags
 from django.core.management.base import CommandParser
 
 from orchestrator.cli import SUBCOMMANDS, context
@@ -36,6 +37,10 @@ errors go to stderr, except for validate, whose document carries them ("ok", "er
 class Command(OperatorCommand):
     help = "Work with the jobs of the manifest: " + ", ".join(m.NAME for m in SUBCOMMANDS) + "."
     epilog = EPILOG
+    # The checks on what a jobs command uses (models, database); the rest (admin, templates,
+    # URLs, security) import and inspect the whole site on every run, and ``manage.py check``
+    # and every server start still run them.
+    requires_system_checks = [Tags.models, Tags.database]
 
     def add_arguments(self, parser: CommandParser) -> None:
         subparsers = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
