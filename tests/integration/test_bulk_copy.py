@@ -1,0 +1,80 @@
+"""``copy_insert`` writes the rows ``bulk_create`` would write: every column alike (JSON,
+timestamps, foreign keys, NULLs, booleans), each object given its primary key, and
+django-celery-beat's due-time trigger fired for the new periodic tasks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.forms.models import model_to_dict
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from orchestrator.bulk_copy import copy_insert
+from orchestrator.models import ManagedJob
+
+pytestmark = pytest.mark.django_db
+
+
+def managed(name: str) -> ManagedJob:
+    return ManagedJob(
+        name=name,
+        engine="celery",
+        engine_id=f"id-{name}",
+        spec_hash="h" * 64,
+        definition={"kwargs": {"quote": 'a "b" \\ c', "n": [1, 2.5, None]}},
+        reasons=["Not pg_cron: it's a task.", "é ∑ \t tab"],
+        paused=True,
+        applied_at=datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+    )
+
+
+def task(name: str, crontab: CrontabSchedule) -> PeriodicTask:
+    return PeriodicTask(
+        name=name,
+        task="orchestrator.run_job",
+        kwargs='{"job": "x"}',
+        headers="{}",
+        queue=None,
+        crontab=crontab,
+        one_off=False,
+        expires=None,
+        description="line one\nline two",
+        enabled=True,
+        date_changed=timezone.now(),
+    )
+
+
+def test_copy_insert__rows_equal_bulk_create_and_pks_set() -> None:
+    """Registry rows and periodic tasks inserted by COPY read back field for field as those
+    inserted by bulk_create (ids, names and auto timestamps aside), and each object has the
+    pk of its row."""
+    copied, stock = [managed("copy-a"), managed("copy-b")], [managed("stock-a")]
+    copy_insert(ManagedJob, copied)
+    ManagedJob.objects.bulk_create(stock)
+    assert all(row.pk is not None and not row._state.adding for row in copied)
+    ignore = {"id", "name", "engine_id", "created_at"}
+
+    def fields(row: ManagedJob) -> dict[str, object]:
+        fresh = ManagedJob.objects.get(pk=row.pk)
+        assert fresh.name == row.name
+        return {k: v for k, v in model_to_dict(fresh).items() if k not in ignore}
+
+    assert fields(copied[0]) == fields(stock[0]) == fields(copied[1])
+
+    crontab = CrontabSchedule.objects.create(minute="5", hour="*", timezone="UTC")
+    tasks = [task("copy-task", crontab)]
+    copy_insert(PeriodicTask, tasks)
+    PeriodicTask.objects.bulk_create([task("stock-task", crontab)])
+    read = {t.name: model_to_dict(t) for t in PeriodicTask.objects.filter(crontab=crontab)}
+    assert read["copy-task"]["id"] == tasks[0].pk
+    for row in read.values():
+        row.pop("id"), row.pop("name")
+    assert read["copy-task"] == read["stock-task"]
+    with connection.cursor() as cursor:  # the statement-level trigger marked the copy due
+        cursor.execute(
+            "SELECT count(*) FROM celery_engine_beatdue WHERE task_id = %s", [tasks[0].pk]
+        )
+        assert cursor.fetchone()[0] == 1
