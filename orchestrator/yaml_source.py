@@ -62,7 +62,9 @@ class Node:
     """A scalar (``value`` is its text), mapping (``items``: key, value, key, value ...) or
     sequence (``items``). ``line`` is where the node starts, 1-based; ``index`` and ``end`` are
     character offsets in the text where it starts and (collections only) ends, so a part of
-    the file can be recognised by its text (``job_sources``)."""
+    the file can be recognised by its text (``job_sources``). They are recorded for the top
+    three levels only (the document, its keys and values, and theirs: each job's key): an
+    offset is an int object of its own, and a million deeper nodes would carry one each."""
 
     kind: str  # "scalar" | "mapping" | "sequence"
     line: int
@@ -199,7 +201,7 @@ def compose(
                         style=event.style or None,
                         tag=event.tag,
                         plain=bool(event.implicit and event.implicit[0]) and not event.tag,
-                        index=event.start_mark.index,
+                        index=event.start_mark.index if len(stack) <= _POSITIONS else 0,
                     )
                 else:
                     if len(stack) >= max_depth:
@@ -209,7 +211,7 @@ def compose(
                         line,
                         tag=event.tag,
                         style="flow" if event.flow_style else None,
-                        index=event.start_mark.index,
+                        index=event.start_mark.index if len(stack) <= _POSITIONS else 0,
                     )
                 if stack:
                     stack[-1].items.append(node)
@@ -218,7 +220,9 @@ def compose(
                 if kind is not yaml.ScalarEvent:
                     stack.append(node)
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                stack.pop().end = event.start_mark.index
+                ended = stack.pop()
+                if len(stack) < _POSITIONS:
+                    ended.end = event.start_mark.index
             elif kind is yaml.AliasEvent:
                 raise YamlProblem(
                     f"aliases (*{event.anchor}) are not allowed in a manifest",
@@ -245,6 +249,8 @@ def compose(
 
 
 _STARTS = {yaml.MappingStartEvent: "mapping", yaml.SequenceStartEvent: "sequence"}
+#: nodes created with at most this many open collections above them get their offsets
+_POSITIONS = 2
 
 
 def _check_properties(event: yaml.NodeEvent, line: int) -> None:
