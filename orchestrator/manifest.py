@@ -37,7 +37,7 @@ from orchestrator.manifest_fields import (
     suggest,
 )
 from orchestrator.schedules import shortest_gap
-from orchestrator.specs import At, JobSpec, SqlBody, Startup, TaskBody
+from orchestrator.specs import At, Cron, Every, JobSpec, SqlBody, Startup, TaskBody
 from orchestrator.sql_analysis import analyse_sql
 from orchestrator.yaml_source import DEFAULT_MAX_BYTES, Node, YamlProblem, compose
 
@@ -385,9 +385,11 @@ class _Loader:
         inherited from ``defaults`` they are dropped for it. A jitter must stay below the
         shortest gap between two runs, or a late start would pass the next slot.
         """
-        gap = shortest_gap(trigger) if trigger is not None else None
+        # recurring: what ``shortest_gap`` measures; the gap itself is sampled from croniter
+        # (400 runs per distinct expression) only for a job that sets a jitter
+        recurring = isinstance(trigger, Cron | Every)
         for field in ("catch_up", "catch_up_limit", "jitter"):
-            if field not in values or trigger is None or gap is not None:
+            if field not in values or trigger is None or recurring:
                 continue
             if field in own:
                 self.error(
@@ -412,6 +414,7 @@ class _Loader:
                 )
             del values["catch_up_limit"]
         jitter = values.get("jitter")
+        gap = shortest_gap(trigger) if jitter is not None and recurring else None
         if jitter is not None and gap is not None and jitter >= gap:
             self.error(
                 f"{jitter} s is not shorter than the {gap} s between two runs of this schedule, "
