@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from orchestrator.engines.base import EngineFit, Verdict
 from orchestrator.errors import ManifestInvalid, OrchestratorError, PlacementError
+from orchestrator.field_values import shorten
 from orchestrator.gc_pause import gc_paused
-from orchestrator.manifest_fields import shorten
 from orchestrator.schedules import EngineSchedule
 from orchestrator.specs import JobSpec, SqlBody
 from orchestrator.sql_analysis import analyse_sql

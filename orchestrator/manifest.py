@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from orchestrator.errors import ManifestInvalid, OrchestratorError
+from orchestrator.field_values import AlreadyReported, FieldError, integer, shorten, suggest
 from orchestrator.gc_pause import gc_paused
 from orchestrator.limits import Clock, past_problem, text_problem
 from orchestrator.manifest_fields import (
@@ -29,12 +30,7 @@ from orchestrator.manifest_fields import (
     NOT_IN_DEFAULTS,
     OPTION_PARSERS,
     TRIGGER_PARSERS,
-    AlreadyReported,
     FieldContext,
-    FieldError,
-    integer,
-    shorten,
-    suggest,
 )
 from orchestrator.schedules import shortest_gap
 from orchestrator.specs import At, Cron, Every, JobSpec, SqlBody, Startup, TaskBody

@@ -7,31 +7,36 @@ parser reports each through ``FieldContext.report`` and then raises ``AlreadyRep
 
 from __future__ import annotations
 
-import difflib
 import re
 import shlex
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
-
-from orchestrator.limits import number_problem, text_problem
+from orchestrator.field_values import (
+    AlreadyReported,
+    FieldError,
+    choice,
+    duration,
+    integer,
+    json_value,
+    raw_text,
+    scalar_value,
+    suggest,
+    text,
+)
+from orchestrator.notify_field import parse_notify
 from orchestrator.schedules import (
     ScheduleError,
     parse_at,
-    parse_duration,
     parse_instant,
     parse_schedule,
     zone,
 )
 from orchestrator.specs import (
-    NOTIFY_EVENTS,
     OVERLAP_MODES,
     CommandBody,
     JsonObject,
-    Notify,
     Retries,
     SqlBody,
     Startup,
@@ -39,33 +44,17 @@ from orchestrator.specs import (
     freeze,
 )
 from orchestrator.sql_analysis import SqlSyntaxError, analyse_sql, line_and_column
-from orchestrator.yaml_source import Node, YamlProblem, is_finite
+from orchestrator.yaml_source import Node
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 MAX_RETRIES = 100
 MAX_TAG_LENGTH = 63
-#: The longest duration (timeout, backoff): a year; longer ones only overflow the engines' clocks.
-MAX_DURATION_SECONDS = 366 * 24 * 3600
 #: django-celery-beat counts runs in a 32-bit column.
 MAX_RUNS = 2**31 - 1
 #: The most missed slots ``catch_up: all`` may run after downtime (each is one message).
 MAX_CATCH_UP_LIMIT = 1000
-
-
-class FieldError(Exception):
-    """A field's value is wrong; ``line`` overrides the node's line, ``suffix`` names a part."""
-
-    def __init__(self, message: str, *, line: int | None = None, suffix: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.suffix = suffix
-
-
-class AlreadyReported(Exception):
-    """The parser reported its errors itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,116 +69,6 @@ class FieldContext:
 Parser = Callable[[Node, FieldContext], Any]
 
 
-# --------------------------------------------------------------------------- scalars
-
-
-def storable(value: str, node: Node) -> str:
-    """``value`` when PostgreSQL can store it as text; a NUL written as a YAML escape
-    (``"a\\0b"``) passes YAML and would fail the apply, so it is refused here, at its line."""
-    problem = text_problem(value)
-    if problem is not None:
-        raise FieldError(f"{shorten(repr(value), 80)} {problem}", line=node.line)
-    return value
-
-
-def text(node: Node, *, what: str = "a string") -> str:
-    """A string; other scalars (numbers, booleans) must be quoted to be strings."""
-    if node.kind != "scalar" or node.resolved_tag() != "tag:yaml.org,2002:str":
-        raise FieldError(f"expected {what}, got {node.describe()}")
-    return storable(node.value, node)
-
-
-def raw_text(node: Node, *, what: str) -> str:
-    """The scalar's text as written, whatever YAML would make of it (dates, numbers)."""
-    if node.kind != "scalar":
-        raise FieldError(f"expected {what}, got {node.describe()}")
-    return storable(node.value, node)
-
-
-def _scalar_value(node: Node) -> object:
-    try:
-        return node.scalar()
-    except YamlProblem as problem:
-        raise FieldError(problem.message) from problem
-
-
-def integer(node: Node, *, minimum: int, maximum: int | None = None) -> int:
-    value = _scalar_value(node) if node.kind == "scalar" else None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError(f"expected an integer, got {node.describe()}")
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f" and at most {maximum}" if maximum is not None else ""
-        raise FieldError(f"must be at least {minimum}{upper}, got {value}")
-    return value
-
-
-def choice(node: Node, options: tuple[str, ...]) -> str:
-    value = text(node, what="one of " + ", ".join(options))
-    if value not in options:
-        raise FieldError(f"must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
-def duration(node: Node) -> int:
-    value = _scalar_value(node) if node.kind == "scalar" else None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise FieldError(f"expected a duration such as 30s, 15m or 2h, got {node.describe()}")
-    try:
-        seconds = parse_duration(value)
-    except ScheduleError as error:
-        raise FieldError(str(error)) from error
-    if seconds > MAX_DURATION_SECONDS:
-        raise FieldError(f"{shorten(str(value), 80)} is longer than the 366 days a duration may be")
-    return seconds
-
-
-MAX_MESSAGE = 1000
-
-
-def shorten(message: str, limit: int = MAX_MESSAGE) -> str:
-    """A message that echoes a huge value (a 10 MB token) keeps its start and end only."""
-    if len(message) <= limit:
-        return message
-    keep = (limit - 5) // 2
-    return f"{message[:keep]} ... {message[-keep:]}"
-
-
-def suggest(word: str, options: Collection[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-# --------------------------------------------------------------------------- JSON values
-
-
-def json_value(node: Node) -> object:
-    """Plain JSON data from YAML: strings, finite numbers, booleans, null, lists, mappings."""
-    if node.kind == "sequence":
-        return [json_value(item) for item in node.items]
-    if node.kind == "mapping":
-        result: dict[str, object] = {}
-        for key, item in node.pairs():
-            name = text(key, what="a string key")
-            if name in result:
-                raise FieldError(f"duplicate key {name!r}", line=key.line)
-            result[name] = json_value(item)
-        return result
-    value = _scalar_value(node)
-    if isinstance(value, str):
-        return storable(value, node)
-    if isinstance(value, int | float) and not isinstance(value, bool) and is_finite(value):
-        problem = number_problem(value)
-        if problem is not None:
-            raise FieldError(f"{shorten(node.value, 80)} {problem}", line=node.line)
-        return value
-    if value is None or isinstance(value, bool):
-        return value
-    raise FieldError(
-        f"{node.value!r} is {node.describe()} to YAML, which JSON cannot carry; quote it",
-        line=node.line,
-    )
-
-
 # --------------------------------------------------------------------------- fields
 
 
@@ -198,7 +77,7 @@ def parse_target(node: Node, ctx: FieldContext) -> str:
 
 
 def parse_enabled(node: Node, ctx: FieldContext) -> bool:
-    value = _scalar_value(node) if node.kind == "scalar" else None
+    value = scalar_value(node) if node.kind == "scalar" else None
     if not isinstance(value, bool):
         raise FieldError(f"expected true or false, got {node.describe()}")
     return value
@@ -258,7 +137,7 @@ def parse_retries(node: Node, ctx: FieldContext) -> Retries | None:
     backoff = 0
     if "backoff" in values:
         backoff_node = values["backoff"]
-        value = _scalar_value(backoff_node) if backoff_node.kind == "scalar" else None
+        value = scalar_value(backoff_node) if backoff_node.kind == "scalar" else None
         if value == 0 and not isinstance(value, bool):
             backoff = 0
         else:
@@ -290,106 +169,6 @@ def parse_catch_up_limit(node: Node, ctx: FieldContext) -> int:
 def parse_jitter(node: Node, ctx: FieldContext) -> int:
     """A duration; whether it fits the job's period is checked with the schedule (manifest)."""
     return duration(node)
-
-
-_SECRET_ENV = re.compile(r"^ORCHESTRATOR_NOTIFY_SECRET_[A-Z0-9_]+$")
-_NOTIFY_KEYS = ("on", "email", "webhook")
-_WEBHOOK_KEYS = ("url", "secret_env")
-
-
-def _keyed(node: Node, allowed: tuple[str, ...], what: str) -> dict[str, Node]:
-    """A mapping's values by key: unknown and duplicate keys refused at their line."""
-    if node.kind != "mapping":
-        raise FieldError(f"expected a mapping ({', '.join(allowed)}), got {node.describe()}")
-    values: dict[str, Node] = {}
-    for key, child in node.pairs():
-        name = key.value if key.kind == "scalar" else "?"
-        if name == "secret":
-            raise FieldError(
-                "a secret never goes in the manifest: put it in an environment variable "
-                "ORCHESTRATOR_NOTIFY_SECRET_<NAME> and name it with secret_env",
-                line=key.line,
-                suffix=f".{name}",
-            )
-        if name not in allowed:
-            raise FieldError(
-                f"unknown field {name!r}{suggest(name, allowed)}; {what} " + ", ".join(allowed),
-                line=key.line,
-            )
-        if name in values:
-            raise FieldError(f"duplicate key {name!r}", line=key.line)
-        values[name] = child
-    return values
-
-
-def parse_notify(node: Node, ctx: FieldContext) -> Notify:
-    """``notify: {on: [...], email: [...], webhook: {url, secret_env}}``; see docs/manifest.md."""
-    values = _keyed(node, _NOTIFY_KEYS, "notify takes")
-    events = NOTIFY_EVENTS
-    if "on" in values:
-        items = values["on"].items if values["on"].kind == "sequence" else [values["on"]]
-        try:
-            events = tuple(dict.fromkeys(choice(item, NOTIFY_EVENTS) for item in items))
-        except FieldError as error:
-            raise FieldError(error.message, line=values["on"].line, suffix=".on") from error
-        if not events:
-            raise FieldError("name at least one event", line=values["on"].line, suffix=".on")
-    emails: list[str] = []
-    if "email" in values:
-        email_node = values["email"]
-        items = email_node.items if email_node.kind == "sequence" else [email_node]
-        for item in items:
-            try:
-                address = text(item, what="an e-mail address")
-                validate_email(address)
-            except FieldError as error:
-                raise FieldError(error.message, line=item.line, suffix=".email") from error
-            except ValidationError as error:
-                raise FieldError(
-                    f"{shorten(repr(item.value), 80)} is not an e-mail address",
-                    line=item.line,
-                    suffix=".email",
-                ) from error
-            emails.append(address)
-    url = secret_env = None
-    if "webhook" in values:
-        hook = values["webhook"]
-        try:
-            parts = _keyed(hook, _WEBHOOK_KEYS, "a webhook takes")
-        except FieldError as error:
-            raise FieldError(
-                error.message, line=error.line or hook.line, suffix=".webhook" + error.suffix
-            ) from error
-        url, secret_env = _webhook(hook, parts)
-    if not emails and url is None:
-        raise FieldError("needs email or webhook (or both): whom to tell")
-    return Notify(events=events, email=tuple(emails), webhook=url, secret_env=secret_env)
-
-
-def _webhook(hook: Node, parts: dict[str, Node]) -> tuple[str, str]:
-    if "url" not in parts or "secret_env" not in parts:
-        raise FieldError(
-            "a webhook needs url and secret_env (the variable holding its signing secret)",
-            line=hook.line,
-            suffix=".webhook",
-        )
-    url = text(parts["url"], what="an http(s) URL")
-    scheme, _, rest = url.partition("://")
-    if scheme not in ("http", "https") or not rest.split("/")[0]:
-        raise FieldError(
-            f"{shorten(url, 80)!r} is not an http(s) URL", line=parts["url"].line,
-            suffix=".webhook.url",
-        )  # fmt: skip
-    secret_env = text(parts["secret_env"], what="an environment variable's name")
-    if not _SECRET_ENV.match(secret_env):
-        raise FieldError(
-            f"{shorten(secret_env, 80)!r}: name an environment variable "
-            "ORCHESTRATOR_NOTIFY_SECRET_<NAME> (upper-case letters, digits, _); the manifest "
-            "names the secret, never holds it",
-            line=parts["secret_env"].line,
-            suffix=".webhook.secret_env",
-        )
-    return url, secret_env
 
 
 def parse_max_runs(node: Node, ctx: FieldContext) -> int:

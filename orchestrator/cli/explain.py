@@ -21,7 +21,7 @@ from orchestrator.classifier import classify
 from orchestrator.cli import context
 from orchestrator.engines import backends
 from orchestrator.errors import ManifestInvalid, ServiceError
-from orchestrator.manifest_fields import suggest
+from orchestrator.field_values import suggest
 from orchestrator.operations import describe_scheduling
 from orchestrator.schedules import ScheduleError, parse_instant
 from orchestrator.specs import to_dict
