@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,25 +16,31 @@ from tests.integration.reconcile_helpers import clear_engines, placed_from
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MANIFEST = """
+#: No worker consumes this queue: these tests pin who claims a startup run, and a worker
+#: running it meanwhile would race the transactional tests' TRUNCATE (a deadlock seen in CI).
+QUEUE = "startup-claims-unconsumed"
+MANIFEST = f"""
 version: 1
 jobs:
   seed-once:
     on: startup
     task: orchestrator.ping
-    kwargs: {token: seeded}
+    kwargs: {{token: seeded}}
+    queue: {QUEUE}
 """
 
 
 @pytest.fixture(autouse=True)
-def empty_engines() -> None:
+def empty_engines(celery_app) -> Iterator[None]:
     clear_engines()
     StartupRun.objects.all().delete()
     yield
     clear_engines()
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(QUEUE)
 
 
-def test_startup__eight_workers_starting_together_run_it_once(celery_worker) -> None:
+def test_startup__eight_workers_starting_together_run_it_once() -> None:
     """Eight claimants racing for the same release: exactly one starts the job."""
     reconcile.apply(placed_from(MANIFEST))
     assert ManagedJob.objects.get(name="seed-once").engine_id == "startup:seed-once"
