@@ -17,7 +17,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.engines.celery.beat import LeaderLock
-from orchestrator.engines.celery.history import sweep_lost
+from orchestrator.engines.celery.lost_runs import sweep_lost
 from orchestrator.engines.celery.metrics import WORKERS_KEY
 from orchestrator.models import JobRun, ManagedJob, RunCounter
 from tests.integration.cli_helpers import jobs

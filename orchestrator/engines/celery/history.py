@@ -26,8 +26,7 @@ run-now), so one set of signal handlers records them all into ``orchestrator.mod
 A final failure, and the first success after one, are reported to the job's ``notify``
 (``notify_task``: a task of its own delivers them, off the run's path).
 
-``sweep_lost`` marks ``running`` rows whose worker can no longer be running them (older than
-the hard time limit) as ``lost``: a worker killed with no redelivery leaves nothing else behind.
+Rows whose worker died with no redelivery are closed by the sweeper in ``lost_runs``.
 
 History must never break a run: every write is in its own savepoint, and a database error is
 logged, not raised. Handlers import Django models lazily, so importing this module (from
@@ -40,10 +39,8 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import Any
 
-from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery.signals import (
     before_task_publish,
@@ -64,8 +61,6 @@ from orchestrator.engines.celery.runner import RUNNER_TASK
 logger = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 4000
-#: seconds past a run's hard time limit after which ``sweep_lost`` calls it lost
-SWEEP_GRACE = 300
 
 
 def _message(error: BaseException | str | None) -> str:
@@ -397,41 +392,6 @@ def on_revoked(
         )
     else:
         _finish(request.id, "skipped", "revoked before it ran", only_running=False)
-
-
-# --------------------------------------------------------------------------- sweeper
-
-
-def sweep_lost(now: datetime | None = None, limit_seconds: int | None = None) -> int:
-    """Mark ``running`` Celery rows older than the hard time limit (+ grace) as ``lost``.
-
-    A run cannot outlive its hard time limit: past it, its worker was killed (or the machine
-    went away) and, without a redelivery, nothing else will ever close the row.
-    """
-    from django.conf import settings
-
-    from orchestrator.models import JobRun, RunStatus
-
-    now = now or timezone.now()
-    limit = limit_seconds or int(getattr(settings, "CELERY_TASK_TIME_LIMIT", 0) or 6 * 3600)
-    cutoff = now - timedelta(seconds=limit + SWEEP_GRACE)
-    count = JobRun.objects.filter(
-        engine="celery", status=RunStatus.RUNNING, started__lt=cutoff
-    ).update(
-        status=RunStatus.LOST,
-        finished=now,
-        message=f"still running past the hard time limit ({limit} s): its worker is gone",
-        updated_at=now,
-    )
-    if count:
-        logger.warning("runs marked lost", extra={"count": count})
-    return count
-
-
-@shared_task(name="orchestrator.sweep_lost_runs")
-def sweep_lost_runs() -> int:
-    """The sweeper as a task, for a manifest job (``task: orchestrator.sweep_lost_runs``)."""
-    return sweep_lost()
 
 
 def connect() -> None:

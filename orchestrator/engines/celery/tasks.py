@@ -3,6 +3,6 @@ them: the runner every job goes through, the health ping and the lost-run sweepe
 
 from __future__ import annotations
 
-from orchestrator.engines.celery import health, history, runner
+from orchestrator.engines.celery import health, history, lost_runs, runner
 
-__all__ = ("health", "history", "runner")
+__all__ = ("health", "history", "lost_runs", "runner")
