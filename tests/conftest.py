@@ -16,8 +16,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.management import call_command
+from django.db import OperationalError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +29,40 @@ def django_db_setup(django_db_blocker: pytest.FixtureRequest) -> None:
     """Migrate the test profile's database in place (see the module docstring)."""
     with django_db_blocker.unblock():
         call_command("migrate", interactive=False, verbosity=0)
+
+
+#: How often a test's teardown flush is retried after losing a deadlock (see below).
+FLUSH_ATTEMPTS = 6
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_survives_a_busy_worker() -> Iterator[None]:
+    """Retry a transactional test's teardown TRUNCATE that PostgreSQL chose as a deadlock victim.
+
+    The session's Celery worker is real and asynchronous: a run a test started may finish while
+    the next teardown truncates every table. Its transaction writes ``JobRun`` and, through the
+    statement triggers, ``RunCounter``; TRUNCATE locks the tables in its own order, so the two can
+    deadlock and PostgreSQL aborts one of them. When the flush is the one aborted, its transaction
+    rolled back whole, so running it again once the worker's write is done is exact.
+    """
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self: DatabaseOperations, sql_list: list[str]) -> None:
+        for attempt in range(1, FLUSH_ATTEMPTS + 1):
+            try:
+                return original(self, sql_list)
+            except OperationalError as exc:
+                if attempt == FLUSH_ATTEMPTS or not isinstance(
+                    exc.__cause__, psycopg.errors.DeadlockDetected
+                ):
+                    raise
+                time.sleep(0.2 * attempt)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "execute_sql_flush", execute_sql_flush)
+        yield
 
 
 def service_env(**extra: str) -> dict[str, str]:
