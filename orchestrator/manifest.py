@@ -8,6 +8,10 @@ NUL bytes, alias bombs, deep nesting) is refused by ``yaml_source`` with a line,
 ``defaults`` may set any field except a body (sql/task/command), a trigger (schedule/at/on),
 ``args`` and ``kwargs``; a job's own value replaces the default (lists are not merged). An
 inherited value keeps the line of ``defaults``, so an error about it points there.
+
+Each field is parsed by ``manifest_fields``; the rules that read a job's fields together (one
+body, one trigger, nothing already past, the recurring-schedule options) are in
+``manifest_checks``. This module walks the structure and builds the ``JobSpec``s.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from orchestrator import manifest_checks as checks
 from orchestrator.errors import ManifestInvalid, OrchestratorError
 from orchestrator.field_values import AlreadyReported, FieldError, integer, shorten, suggest
 from orchestrator.gc_pause import gc_paused
-from orchestrator.limits import Clock, past_problem, text_problem
+from orchestrator.limits import Clock, text_problem
 from orchestrator.manifest_fields import (
     BODY_PARSERS,
     JOB_FIELDS,
@@ -32,8 +37,7 @@ from orchestrator.manifest_fields import (
     TRIGGER_PARSERS,
     FieldContext,
 )
-from orchestrator.schedules import shortest_gap
-from orchestrator.specs import At, Cron, Every, JobSpec, SqlBody, Startup, TaskBody
+from orchestrator.specs import JobSpec, SqlBody
 from orchestrator.sql_analysis import analyse_sql
 from orchestrator.yaml_source import DEFAULT_MAX_BYTES, Node, YamlProblem, compose
 
@@ -342,22 +346,20 @@ class _Loader:
             lines[field] = field_key.line
             if ok:
                 values[field] = parsed
-        self.exactly_one(name, key.line, bodies, "body", "sql, task or command")
-        self.exactly_one(name, key.line, triggers, "trigger", "schedule, at or 'on: startup'")
+        checks.exactly_one(self.error, name, key.line, bodies, "body", "sql, task or command")
+        checks.exactly_one(
+            self.error, name, key.line, triggers, "trigger", "schedule, at or 'on: startup'"
+        )
         own = set(lines)
         for field, (value, line) in defaults.items():
             if field not in lines:
                 values[field] = value
                 lines[field] = line
         body = next((values[field] for field, _ in bodies if field in values), None)
-        for field in ("args", "kwargs"):
-            if field in values and body is not None and not isinstance(body, TaskBody):
-                self.error(
-                    f"{field} only apply to a task body", lines[field], job=name, field=field
-                )
-        self.not_past(name, values, lines)
+        checks.task_arguments(self.error, name, body, values, lines)
+        checks.not_past(self.error, name, values, lines, self.clock)
         trigger_value = next((values[f] for f, _ in triggers if f in values), None)
-        self.scheduling(name, trigger_value, values, lines, own)
+        checks.scheduling(self.error, name, trigger_value, values, lines, own)
         if len(self.errors) > before or body is None:  # exactly_one reported a missing body
             return None
         trigger = next(values[field] for field, _ in triggers)
@@ -371,78 +373,3 @@ class _Loader:
             field_lines=MappingProxyType(lines),
             **options,
         )
-
-    def scheduling(
-        self, job: str, trigger: Any, values: dict[str, Any], lines: dict[str, int], own: set[str]
-    ) -> None:
-        """``catch_up``, ``catch_up_limit`` and ``jitter`` against the trigger and each other.
-
-        They shape a recurring schedule: set on a one-time or start-up job they are an error,
-        inherited from ``defaults`` they are dropped for it. A jitter must stay below the
-        shortest gap between two runs, or a late start would pass the next slot.
-        """
-        # recurring: what ``shortest_gap`` measures; the gap itself is sampled from croniter
-        # (400 runs per distinct expression) only for a job that sets a jitter
-        recurring = isinstance(trigger, Cron | Every)
-        for field in ("catch_up", "catch_up_limit", "jitter"):
-            if field not in values or trigger is None or recurring:
-                continue
-            if field in own:
-                self.error(
-                    f"applies to a recurring schedule; this job runs {_trigger_word(trigger)}",
-                    lines[field],
-                    job=job,
-                    field=field,
-                )
-            del values[field]
-        if "catch_up_limit" in values and values.get("catch_up") != "all":
-            if "catch_up_limit" in own:
-                self.error(
-                    "bounds catch_up: all; this job "
-                    + (
-                        f"has catch_up: {values['catch_up']}"
-                        if "catch_up" in values
-                        else "does not set catch_up"
-                    ),
-                    lines["catch_up_limit"],
-                    job=job,
-                    field="catch_up_limit",
-                )
-            del values["catch_up_limit"]
-        jitter = values.get("jitter")
-        gap = shortest_gap(trigger) if jitter is not None and recurring else None
-        if jitter is not None and gap is not None and jitter >= gap:
-            self.error(
-                f"{jitter} s is not shorter than the {gap} s between two runs of this schedule, "
-                "so a jittered run could start after the next one is due",
-                lines["jitter"],
-                job=job,
-                field="jitter",
-            )
-
-    def not_past(self, job: str, values: dict[str, Any], lines: dict[str, int]) -> None:
-        """An ``at`` or ``expires`` must be in the future, unless already applied as is."""
-        instants = {"at": values["at"].when} if isinstance(values.get("at"), At) else {}
-        if values.get("expires") is not None:
-            instants["expires"] = values["expires"]
-        for field, when in instants.items():
-            problem = past_problem(job, field, when, self.clock)
-            if problem is not None:
-                self.error(problem, lines[field], job=job, field=field)
-
-    def exactly_one(
-        self, job: str, line: int, found: list[tuple[str, int]], what: str, options: str
-    ) -> None:
-        if not found:
-            self.error(f"a job needs one {what}: {options}", line, job=job, field=what)
-        for field, field_line in found[1:]:
-            self.error(
-                f"a job has exactly one {what}, and this one already has {found[0][0]!r}",
-                field_line,
-                job=job,
-                field=field,
-            )
-
-
-def _trigger_word(trigger: object) -> str:
-    return "at each start-up" if isinstance(trigger, Startup) else "once"
