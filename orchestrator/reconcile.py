@@ -23,8 +23,8 @@ from django.db import connection, transaction
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from orchestrator import status
 from orchestrator.bulk_copy import copy_insert
+from orchestrator.endings import ended_jobs
 from orchestrator.engines import backends as configured_backends
 from orchestrator.engines.base import STARTUP_PREFIX, Backend, Desired, LiveJob
 from orchestrator.errors import OrchestratorError
@@ -117,7 +117,7 @@ def _plan_now(placed: Sequence[Placed] | PlacedJobs, backends: Mapping[str, Back
     wanted = {name: (engine, jobs.hashes[name]) for name, engine in jobs.names()}
     live = live_jobs(backends)
     applied = registry(wanted)
-    for name in status.ended_jobs(live) & applied.keys():
+    for name in ended_jobs(live) & applied.keys():
         applied[name] = replace(applied[name], ended=True)
     return make_plan(jobs, applied, live, backends)
 

@@ -37,7 +37,8 @@ drift: beat disabling an expired or fired one-off task, the runner retiring a ta
 
 ``next_run`` is only given when the engine will really start the job's body then: the engine
 has it enabled and it has not ended; it is computed with the engine's own reading of the
-schedule (``engine_times``).
+schedule (``engine_times``). Whether a job has ended (expired, retired, done) is ``endings``'
+answer, which the plan asks too.
 """
 
 from __future__ import annotations
@@ -49,14 +50,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator import engine_times, missed
+from orchestrator.endings import Ending, endings
 from orchestrator.engines import backends as configured_backends
 from orchestrator.engines.base import Backend, Desired, LiveJob
-from orchestrator.models import JobRun, ManagedJob
-from orchestrator.specs import At
+from orchestrator.models import ManagedJob
 from orchestrator.stored import StoredJob
 
 logger = logging.getLogger(__name__)
@@ -159,60 +159,6 @@ def _last_runs(names: Sequence[str]) -> dict[str, LastRun]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class _Ending:
-    state: State
-    since: datetime | None
-    detail: str
-
-
-def _endings(
-    jobs: Sequence[StoredJob], live: Mapping[str, LiveJob | None], now: datetime
-) -> dict[str, _Ending]:
-    """Which jobs have ended (expired, retired, done) and since when. Only jobs with
-    ``expires``, ``max_runs`` or an ``at`` trigger can end; their runs are read in one query."""
-    candidates = [j for j in jobs if j.expires or j.max_runs or isinstance(j.trigger, At)]
-    if not candidates:
-        return {}
-    runs: dict[str, list[tuple[str, datetime | None]]] = {}
-    rows = (
-        JobRun.objects.filter(job__in=[job.name for job in candidates], manual=False)
-        .order_by("job", "scheduled_for", "id")
-        .values_list("job", "engine_run_id", "scheduled_for", "started")
-    )
-    for name, run_id, scheduled, started in rows:
-        runs.setdefault(name, []).append((run_id, scheduled or started))
-    found: dict[str, _Ending] = {}
-    for job in candidates:
-        mine = runs.get(job.name, [])
-        if job.expires is not None and job.expires <= now:
-            found[job.name] = _Ending(
-                State.EXPIRED, job.expires, f"expired at {job.expires.isoformat()}"
-            )
-            continue
-        if job.max_runs:
-            seen: list[datetime | None] = []
-            ids: set[str] = set()
-            for run_id, when in mine:  # the runner counts distinct scheduled runs
-                if run_id not in ids:
-                    ids.add(run_id)
-                    seen.append(when)
-            if len(seen) >= job.max_runs:
-                since = seen[job.max_runs - 1]
-                found[job.name] = _Ending(
-                    State.RETIRED, since, f"ran {job.max_runs} times (max_runs {job.max_runs})"
-                )
-                continue
-        if isinstance(job.trigger, At):
-            engine_job = live.get(job.name)
-            fired = [when for _, when in mine if when is not None and when >= job.applied_at]
-            engine_ran = engine_job is not None and engine_job.last_run is not None
-            if fired or (engine_ran and job.trigger.when <= now):
-                when = fired[0] if fired else job.trigger.when
-                found[job.name] = _Ending(State.DONE, when, f"fired at {when.isoformat()}")
-    return found
-
-
 # --------------------------------------------------------------------------- the model
 
 
@@ -248,7 +194,7 @@ def _engine_words(engine: str, active: bool) -> str:
 def _classify(
     job: StoredJob,
     live: LiveJob | None,
-    ending: _Ending | None,
+    ending: Ending | None,
     in_manifest: bool,
     backend: Backend | None,
 ) -> tuple[State, str, dict[str, dict]]:
@@ -276,7 +222,7 @@ def _classify(
     expected_active = job.enabled and not job.paused and ending is None
     if ending is not None:
         still = f"; {engine} still has it enabled until its next check" if live.active else ""
-        return ending.state, ending.detail + still, {}
+        return State(ending.state), ending.detail + still, {}
     if live.active != expected_active:
         diff = {"active": {"from": live.active, "to": expected_active}}
         if live.active:
@@ -320,13 +266,13 @@ def job_statuses(
     engines = engines if engines is not None else configured_backends()
     live_by_id = _live_by_id(engines)
     live = {job.name: live_by_id.get((job.engine, job.engine_id)) for job in jobs}
-    endings = _endings(jobs, live, now)
+    ended = endings(jobs, live, now)
     last_runs = _last_runs([job.name for job in jobs])
     partial: list[tuple[StoredJob, State, str, dict, bool | None]] = []
     owed: list[missed.Owed] = []
     for job in jobs:
         engine_job = live[job.name]
-        ending = endings.get(job.name)
+        ending = ended.get(job.name)
         in_manifest = job.orphaned_at is None
         state, detail, diff = _classify(
             job, engine_job, ending, in_manifest, engines.get(job.engine)
@@ -382,23 +328,3 @@ def job_status(
     """One job's status (``None`` when no managed job has that name)."""
     found = job_statuses(ManagedJob.objects.filter(name=name), now=now, engines=engines)
     return found[0] if found else None
-
-
-def ended_jobs(
-    live: Mapping[str, Mapping[str, LiveJob]], now: datetime | None = None
-) -> frozenset[str]:
-    """The managed jobs that have ended (expired, retired, done): the plan must not resume
-    them, nor call the engine's disabled task drift. Only rows that can end are read."""
-    from django.db.models.fields.json import KT
-
-    rows = ManagedJob.objects.annotate(
-        kind=KT("definition__trigger__kind"),
-        ends=KT("definition__expires"),
-        limit=KT("definition__max_runs"),
-    ).filter(Q(kind="at") | Q(ends__isnull=False) | Q(limit__isnull=False))
-    jobs = [StoredJob.of(row) for row in rows]
-    if not jobs:
-        return frozenset()
-    by_id = {(job.engine, job.engine_id): job for jobs_ in live.values() for job in jobs_.values()}
-    engine_jobs = {job.name: by_id.get((job.engine, job.engine_id)) for job in jobs}
-    return frozenset(_endings(jobs, engine_jobs, now or timezone.now()))
