@@ -7,10 +7,10 @@ run-now), so one set of signal handlers records them all into ``orchestrator.mod
   a ``queued`` row for attempt ``retries + 1``; ``manual`` unless beat sent it (beat adds the
   ``periodic_task_name`` header);
 - ``task_prerun`` (pool child): ``running``, with worker hostname and pid, and what the job's
-  body is called with (its registered args and kwargs, a command's argv, the SQL). If that attempt
-  already has a ``running`` row, the worker that ran it died and the broker redelivered the
-  message (``acks_late`` + ``reject_on_worker_lost``): the old row becomes ``lost`` and the
-  redelivery gets its own row (``delivery + 1``);
+  body is called with (``registered.body_call``: its registered args and kwargs, a command's
+  argv, the SQL). If that attempt already has a ``running`` row, the worker that ran it died
+  and the broker redelivered the message (``acks_late`` + ``reject_on_worker_lost``): the old
+  row becomes ``lost`` and the redelivery gets its own row (``delivery + 1``);
 - ``task_success``: ``succeeded``, ``skipped`` (the runner's overlap skip or buffer_one) or
   ``cancelled`` (overlap cancel_other: the newer run wrote it first), with output (a string as
   written, anything else as JSON: never a Python repr);
@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
@@ -55,7 +55,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from orchestrator.engines.celery.notify_task import report, report_recovery
-from orchestrator.engines.celery.registered import RUN_KWARGS
+from orchestrator.engines.celery.registered import RUN_KWARGS, body_call
 from orchestrator.engines.celery.runner import RUNNER_TASK
 
 logger = logging.getLogger(__name__)
@@ -88,37 +88,22 @@ def _output(output: Any) -> str:
     return text[:MESSAGE_LIMIT]
 
 
-def _call(name: str) -> tuple[list[Any] | None, dict[str, Any] | None]:
-    """What the runner will call job ``name``'s body with, read from the registry as the runner
-    reads it: a task's args and kwargs, a command's argv, the SQL text. ``(None, None)`` for a
-    name the registry does not hold (the runner refuses it)."""
-    from orchestrator.models import ManagedJob
-
-    definition = ManagedJob.objects.filter(name=name).values_list("definition", flat=True).first()
-    body = definition.get("body") if isinstance(definition, Mapping) else None
-    if not isinstance(body, Mapping):
-        return None, None
-    kind = body.get("kind")
-    if kind == "task":
-        return list(definition.get("args") or []), dict(definition.get("kwargs") or {})
-    if kind == "command":
-        return list(body.get("argv") or []), {}
-    if kind == "sql":
-        return [str(body.get("sql", ""))], {}
-    return None, None
-
-
 def _job_name(kwargs: Mapping[str, Any] | None) -> str | None:
     name = (kwargs or {}).get("name")
     return str(name)[:63] if name else None
 
 
-def _guarded(action: str, task_id: str | None, write: Any) -> None:
-    """Run one history write in a savepoint; log (never raise) a database error."""
+def _guarded(
+    action: str, task_id: str | None, write: Callable[[], None], *, raise_conflict: bool = False
+) -> None:
+    """Run one history write in a savepoint; log (never raise) a database error. With
+    ``raise_conflict``, an ``IntegrityError`` (a concurrent insert won) is raised, to retry."""
     try:
         with transaction.atomic():
             write()
-    except DatabaseError:
+    except DatabaseError as error:
+        if raise_conflict and isinstance(error, IntegrityError):
+            raise
         logger.warning(
             "run history not recorded", extra={"action": action, "task_id": task_id}, exc_info=True
         )
@@ -207,20 +192,10 @@ def on_prerun(
 
     for _round in range(2):  # a concurrent first insert (the publisher's) wins once at most
         try:
-            _guarded_start(write)
+            _guarded("start", task_id, write, raise_conflict=True)
             return
         except IntegrityError:
             continue
-
-
-def _guarded_start(write: Any) -> None:
-    try:
-        with transaction.atomic():
-            write()
-    except IntegrityError:
-        raise
-    except DatabaseError:
-        logger.warning("run history not recorded", extra={"action": "start"}, exc_info=True)
 
 
 def _start(
@@ -234,7 +209,7 @@ def _start(
     from orchestrator.models import JobRun, RunStatus
 
     now = timezone.now()
-    args, kwargs = _call(name)
+    args, kwargs = body_call(name)
     if run_kwargs is not None and kwargs is not None:
         kwargs = {**kwargs, **run_kwargs}
     latest = (

@@ -176,3 +176,24 @@ def registered_definition(name: object, periodic_task_name: str | None = None) -
                 job=name,
             )
     return RunDefinition.from_registry(name, engine, spec_hash, definition)
+
+
+def body_call(name: str) -> tuple[list[Any] | None, dict[str, Any] | None]:
+    """What the runner will call job ``name``'s body with, read from the registry as the runner
+    reads it: a task's args and kwargs, a command's argv, the SQL text (run history records it
+    with each start). ``(None, None)`` for a name the registry does not hold (the runner
+    refuses it)."""
+    from orchestrator.models import ManagedJob
+
+    definition = ManagedJob.objects.filter(name=name).values_list("definition", flat=True).first()
+    body = definition.get("body") if isinstance(definition, Mapping) else None
+    if not isinstance(body, Mapping):
+        return None, None
+    kind = body.get("kind")
+    if kind == "task":
+        return list(definition.get("args") or []), dict(definition.get("kwargs") or {})
+    if kind == "command":
+        return list(body.get("argv") or []), {}
+    if kind == "sql":
+        return [str(body.get("sql", ""))], {}
+    return None, None
