@@ -10,7 +10,7 @@ from pathlib import Path
 
 from orchestrator.engines.pg_cron.capabilities import Capabilities
 from orchestrator.job_sources import JobSource
-from orchestrator.placed_manifest import PlacedManifest
+from orchestrator.placed_manifest import PlacedManifest, dumps
 from orchestrator.placement_cache import (
     FORMAT,
     MAX_AGE_SECONDS,
@@ -99,7 +99,7 @@ def test_cache__round_trip_and_refusals(tmp_path: Path) -> None:
     manifest = PlacedManifest([job], hashes={"job": "h"}, rendered={"job": None})
     sources = {"job": JobSource(digest="d", line=3, end=5)}
     entry = Entry(format=FORMAT, key="k1", capabilities="c", valid_until=4e9, manifest=manifest,
-                  context="x1", sources=sources)  # fmt: skip
+                  context="x1", source_pickle=dumps(sources))  # fmt: skip
     cache.put("jobs.yaml", entry)
     assert oct(folder.stat().st_mode & 0o777) == oct(0o700)
     read = cache.get("jobs.yaml", "x1")

@@ -128,19 +128,7 @@ class CeleryBeatBackend:
     def live(self) -> dict[str, LiveJob]:
         """Every periodic task, read as plain rows (one query, schedules joined in): building
         10,000 model instances with their schedules would cost more than the whole plan."""
-        found = PeriodicTask.objects.values_list(*rows.LIVE_COLUMNS)
-        jobs: dict[str, LiveJob] = {}
-        for row in found:
-            values = dict(zip(rows.LIVE_COLUMNS, row, strict=True))
-            jobs[values["name"]] = LiveJob(
-                engine=self.engine,
-                engine_id=str(values["id"]),
-                name=values["name"],
-                active=values["enabled"],
-                state=rows.live_state(values),
-                last_run=values["last_run_at"],
-            )
-        return jobs
+        return rows.live_jobs(self.engine, PeriodicTask.objects.values_list(*rows.LIVE_COLUMNS))
 
     def problems(self, spec: JobSpec) -> list[tuple[str, str]]:
         """A job must finish, retries' countdowns included, within the broker's visibility

@@ -1,7 +1,7 @@
 """What a managed ``PeriodicTask`` row says, written from a job and read back in one shape.
 
 Drift is "the live row differs from what ``render`` gives", so the two directions must agree
-field for field: ``render`` turns a placed job into the state ``create`` writes, ``live_state``
+field for field: ``render`` turns a placed job into the state ``create`` writes, ``live_jobs``
 reads a row (as ``LIVE_COLUMNS`` values, schedule joined in) into the same shape, and ``fill``
 writes a rendered job into a model instance. The backend (``backend``) only moves rows in bulk;
 the schedule rows themselves are ``schedule_rows``'.
@@ -14,7 +14,7 @@ beat (``due_scheduler``) reads and drops from the messages it sends.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from orchestrator.cron_readings import has_extension
-from orchestrator.engines.base import Desired, run_payload
+from orchestrator.engines.base import Desired, LiveJob, run_payload
 from orchestrator.engines.celery.runner import RUNNER_TASK
 from orchestrator.engines.celery.schedule_rows import ScheduleRows
 from orchestrator.engines.celery.slot_policy import POLICY_HEADER, SlotPolicy
@@ -35,7 +35,7 @@ HARD_LIMIT_GRACE = 30
 SQL_SOFT_LIMIT_SLACK = 5
 #: the ``PeriodicTask`` fields ``fill`` sets from a job (besides args and the schedule)
 FIELDS = ("task", "kwargs", "queue", "headers", "one_off", "expires", "description", "enabled")
-#: what ``live_state`` reads of a periodic task and its schedule
+#: what ``live_jobs`` reads of a periodic task and its schedule
 LIVE_COLUMNS = (
     "id", "name", "enabled", "task", "args", "kwargs", "queue", "headers", "one_off", "expires",
     "description", "crontab_id", "interval_id", "clocked_id", "crontab__minute", "crontab__hour",
@@ -85,41 +85,52 @@ def time_limit_headers(timeout: int | None, body: object) -> dict[str, object]:
 # --------------------------------------------------------------------------- reading
 
 
-def live_state(row: Mapping[str, Any]) -> dict[str, object]:
-    """A periodic task's ``LiveJob.state``, from its ``LIVE_COLUMNS`` values."""
-    return {
-        "task": row["task"],
-        "args": row["args"] or "[]",
-        "kwargs": row["kwargs"],
-        "queue": row["queue"] or None,
-        "headers": row["headers"] or "{}",
-        "one_off": row["one_off"],
-        "expires": _iso(row["expires"]),
-        "description": row["description"],
-        "schedule": _schedule_of(row),
-    }
+def live_jobs(engine: str, found: Iterable[Sequence[Any]]) -> dict[str, LiveJob]:
+    """Each periodic task of ``found`` (rows of ``LIVE_COLUMNS`` values) as a ``LiveJob``.
 
-
-def _schedule_of(row: Mapping[str, Any]) -> dict[str, object]:
-    if row["crontab_id"] is not None:
-        cron = " ".join(
-            row[f"crontab__{part}"]
-            for part in ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+    Each row is unpacked by position, in ``LIVE_COLUMNS``' order: a dict per row cost a tenth
+    of a no-op plan at 10,000 jobs."""
+    jobs: dict[str, LiveJob] = {}
+    for (
+        pk, name, enabled, task, args, kwargs, queue, headers, one_off, expires,
+        description, crontab_id, interval_id, clocked_id, minute, hour, day_of_month,
+        month_of_year, day_of_week, zone, every, period, clocked_time, last_run_at,
+    ) in found:  # fmt: skip
+        if crontab_id is not None:
+            cron = f"{minute} {hour} {day_of_month} {month_of_year} {day_of_week}"
+            schedule: dict[str, object] = {"kind": "cron", "cron": cron, "timezone": str(zone)}
+        elif interval_id is not None:
+            schedule = {"kind": "interval", "seconds": every * _PERIOD_SECONDS[period]}
+        elif clocked_id is not None:
+            schedule = {"kind": "clocked", "when": _iso(clocked_time)}
+        else:
+            schedule = {"kind": "solar"}
+        jobs[name] = LiveJob(
+            engine=engine,
+            engine_id=str(pk),
+            name=name,
+            active=enabled,
+            state={
+                "task": task,
+                "args": args or "[]",
+                "kwargs": kwargs,
+                "queue": queue or None,
+                "headers": headers or "{}",
+                "one_off": one_off,
+                "expires": _iso(expires),
+                "description": description,
+                "schedule": schedule,
+            },
+            last_run=last_run_at,
         )
-        return {"kind": "cron", "cron": cron, "timezone": str(row["crontab__timezone"])}
-    if row["interval_id"] is not None:
-        seconds = row["interval__every"] * _PERIOD_SECONDS[row["interval__period"]]
-        return {"kind": "interval", "seconds": seconds}
-    if row["clocked_id"] is not None:
-        return {"kind": "clocked", "when": _iso(row["clocked__clocked_time"])}
-    return {"kind": "solar"}
+    return jobs
 
 
 # --------------------------------------------------------------------------- writing
 
 
 def render(desired: Desired) -> Mapping[str, object] | None:
-    """The state ``create`` writes for a placed job, in ``live_state``'s shape (``None`` for
+    """The state ``create`` writes for a placed job, in ``live_jobs``'s shape (``None`` for
     an ``on: startup`` job: it has no periodic task)."""
     schedule = desired.schedule
     if schedule.kind == "startup":
