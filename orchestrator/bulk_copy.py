@@ -17,6 +17,7 @@ trigger is statement-level). Model signals do not fire, as with ``bulk_create``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -39,6 +40,7 @@ _PLAIN = frozenset(
     }
 )
 _PLAIN_TYPES = (str, int, bool, type(None))
+_PLAIN_TYPE_SET = frozenset(_PLAIN_TYPES)
 
 
 def copy_insert(model: type[Model], objects: Sequence[Model]) -> None:
@@ -50,17 +52,36 @@ def copy_insert(model: type[Model], objects: Sequence[Model]) -> None:
     pk = meta.pk
     assert pk is not None  # every concrete model has one
     fields = [field for field in meta.concrete_fields if field is not pk]
-    plain = [field.get_internal_type() in _PLAIN for field in fields]
-    columns = [pk.column, *(field.column for field in fields)]
+    # Plain fields that save their attribute as it is (``Field.pre_save`` not overridden) are
+    # read all at once by one ``attrgetter`` (in C): a Python call per value was the largest
+    # cost of writing 100,000 rows. Their columns come first; the others go field by field.
+    direct = [
+        field
+        for field in fields
+        if field.get_internal_type() in _PLAIN and type(field).pre_save is Field.pre_save
+    ]
+    prepared = [field for field in fields if field not in direct]
+    plain = [field.get_internal_type() in _PLAIN for field in prepared]
+    columns = [pk.column, *(field.column for field in (*direct, *prepared))]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(meta.db_table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
+    read = attrgetter(*(field.attname for field in direct)) if direct else (lambda obj: ())
+    if len(direct) == 1:
+        single = read
+        read = lambda obj: (single(obj),)  # noqa: E731 - attrgetter of one name: no tuple
 
     def value(obj: Model, field: Field[Any, Any], is_plain: bool) -> Any:
         raw = field.pre_save(obj, True)
         if is_plain and isinstance(raw, _PLAIN_TYPES):
             return raw  # what get_db_prep_save returns for these, without its calls
         return field.get_db_prep_save(raw, wrapper)
+
+    def direct_values(obj: Model) -> tuple[Any, ...] | list[Any]:
+        values = read(obj)
+        if _PLAIN_TYPE_SET.issuperset(map(type, values)):
+            return values
+        return [value(obj, field, True) for field in direct]  # e.g. a lazy string
 
     with wrapper.cursor() as cursor:
         cursor.execute(
@@ -71,7 +92,12 @@ def copy_insert(model: type[Model], objects: Sequence[Model]) -> None:
         with cursor.cursor.copy(statement) as copy:  # the psycopg cursor under Django's
             for obj, new_id in zip(objects, ids, strict=True):
                 setattr(obj, pk.attname, new_id)
-                row = [value(obj, f, is_plain) for f, is_plain in zip(fields, plain, strict=True)]
-                copy.write_row([new_id, *row])
+                copy.write_row(
+                    [
+                        new_id,
+                        *direct_values(obj),
+                        *[value(obj, f, p) for f, p in zip(prepared, plain, strict=True)],
+                    ]
+                )
                 obj._state.adding = False
                 obj._state.db = wrapper.alias

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from prometheus_client.metrics_core import Metric
 
 from orchestrator.schedules import EngineSchedule
-from orchestrator.specs import JobSpec, Trigger, to_dict
+from orchestrator.specs import JobSpec, Trigger
 
 #: engine id prefix of ``on: startup`` jobs, which have no engine-side object: the hall runs
 #: them when workers start (``engines.celery.startup_hook``) through the backend's ``run_now``
@@ -234,8 +234,11 @@ def backfill_headers(slot: datetime) -> dict[str, object]:
 
 
 def run_payload(spec: JobSpec) -> dict[str, object]:
-    """The keyword arguments of a run of ``spec``: its name only (``payload_from_definition``)."""
-    return payload_from_definition(to_dict(spec))
+    """The keyword arguments of a run of ``spec``: its name only (``payload_from_definition``).
+
+    Built from the name alone: the whole ``to_dict`` of every Celery job, rendered two or
+    three times in an apply, was a tenth of a 100,000-job apply's CPU."""
+    return payload_from_definition({"name": spec.name})
 
 
 def payload_from_definition(definition: Mapping[str, object]) -> dict[str, object]:
