@@ -161,7 +161,7 @@ def apply(
         current = _plan_now(jobs, backends)
         if expected is not None and fingerprint(current) != expected:
             raise PlanChanged()
-        _execute(current, prune, progress, backends, jobs.hashes)
+        _execute(current, prune, progress, backends, jobs.hashes, jobs.rendered)
     logger.info("manifest applied", extra={"summary": current.summary(), "prune": prune})
     return Outcome(plan=current, pruned=prune)
 
@@ -172,6 +172,7 @@ def _execute(
     progress: Progress,
     backends: Mapping[str, Backend],
     hashes: Mapping[str, str],
+    rendered: Mapping[str, Mapping[str, object] | None],
 ) -> None:
     now = timezone.now()
     removals: dict[str, list[str]] = defaultdict(list)
@@ -209,14 +210,14 @@ def _execute(
     }
     for engine, changes in creations.items():
         for start, batch in _batches(changes):
-            ids = backends[engine].create([_desired(c) for c in batch])
+            ids = backends[engine].create([_desired(c, rendered) for c in batch])
             for change in batch:
                 row = rows.get(change.name)
                 rows[change.name] = _record(row, change, ids[change.name], now, hashes)
             progress(f"creating in {engine}", start + len(batch), len(changes))
     for engine, changes in updates.items():
         for start, batch in _batches(changes):
-            backends[engine].update([(_applied_id(c), _desired(c)) for c in batch])
+            backends[engine].update([(_applied_id(c), _desired(c, rendered)) for c in batch])
             for change in batch:
                 row = rows.get(change.name)
                 rows[change.name] = _record(row, change, _applied_id(change), now, hashes)
@@ -266,10 +267,13 @@ def _applied_id(change: Change) -> str:
     return change.applied.engine_id
 
 
-def _desired(change: Change) -> Desired:
+def _desired(change: Change, rendered: Mapping[str, Mapping[str, object] | None]) -> Desired:
+    """The change's ``Desired``, with the state the placed manifest rendered for it (the
+    backend then need not render each job a second time)."""
     desired = change.desired
     assert desired is not None
-    return desired
+    state = rendered.get(change.name)
+    return desired if state is None else replace(desired, rendered=state)
 
 
 def _record(

@@ -34,6 +34,9 @@ class Desired:
     spec: JobSpec
     schedule: EngineSchedule
     active: bool = True
+    #: ``Backend.render`` of this job, when the caller already has it (the placed manifest
+    #: keeps it for the plan): a backend writing the job may use it instead of rendering again
+    rendered: Mapping[str, object] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

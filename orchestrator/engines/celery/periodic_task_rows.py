@@ -178,7 +178,7 @@ def _headers(desired: Desired) -> dict[str, object]:
 
 def fill(task: PeriodicTask, desired: Desired, schedules: ScheduleRows) -> PeriodicTask:
     """Write ``desired``'s rendered state and schedule rows into ``task`` (not saved)."""
-    rendered = render(desired)
+    rendered = desired.rendered or render(desired)
     assert rendered is not None  # startup jobs never reach here
     task.task = RUNNER_TASK
     task.args = "[]"
