@@ -16,7 +16,7 @@ trigger is statement-level). Model signals do not fire, as with ``bulk_create``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -66,10 +66,12 @@ def copy_insert(model: type[Model], objects: Sequence[Model]) -> None:
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(meta.db_table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    read = attrgetter(*(field.attname for field in direct)) if direct else (lambda obj: ())
-    if len(direct) == 1:
-        single = read
-        read = lambda obj: (single(obj),)  # noqa: E731 - attrgetter of one name: no tuple
+    names = [field.attname for field in direct]
+    read: Callable[[Model], tuple[Any, ...]]
+    if len(names) > 1:
+        read = attrgetter(*names)
+    else:  # ``attrgetter`` of one name returns the value itself, and needs at least one
+        read = lambda obj: tuple(getattr(obj, name) for name in names)  # noqa: E731
 
     def value(obj: Model, field: Field[Any, Any], is_plain: bool) -> Any:
         raw = field.pre_save(obj, True)

@@ -21,7 +21,7 @@ import copyreg
 import dataclasses
 import io
 import pickle
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from operator import attrgetter
 from types import MappingProxyType
@@ -188,7 +188,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
 def _dataclass(cls: type, values: tuple[Any, ...]) -> Any:
     """A frozen slotted dataclass rebuilt from its field values: what its generated
     ``__setstate__`` does, the fields set past ``frozen``."""
-    obj = object.__new__(cls)
+    obj: Any = object.__new__(cls)
     for name, value in zip(_field_names(cls), values, strict=True):
         object.__setattr__(obj, name, value)
     return obj
@@ -206,7 +206,11 @@ class _Reducers(dict[type, Any]):
         ):
             raise KeyError(cls)
         names = _field_names(cls)
-        read = attrgetter(*names) if len(names) > 1 else (lambda obj: (getattr(obj, names[0]),))
+        read: Callable[[Any], tuple[Any, ...]]
+        if len(names) > 1:
+            read = attrgetter(*names)
+        else:  # ``attrgetter`` of one name returns the value itself, and needs at least one
+            read = lambda obj: tuple(getattr(obj, name) for name in names)  # noqa: E731
 
         def reduce(obj: Any) -> tuple[Any, tuple[Any, ...]]:
             return _dataclass, (cls, read(obj))
