@@ -17,6 +17,7 @@ trigger is statement-level). Model signals do not fire, as with ``bulk_create``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
@@ -43,6 +44,20 @@ _PLAIN_TYPES = (str, int, bool, type(None))
 _PLAIN_TYPE_SET = frozenset(_PLAIN_TYPES)
 
 
+_PLAIN_KIND, _DATETIME_KIND, _OTHER_KIND = "plain", "datetime", "other"
+
+
+def _kind(field: Field[Any, Any]) -> str:
+    """How a value of ``field`` may skip ``get_db_prep_save``: a 100,000-row apply writes
+    600,000 datetimes, and the field's checks for each were a tenth of the apply's Python."""
+    internal = field.get_internal_type()
+    if internal in _PLAIN:
+        return _PLAIN_KIND
+    if internal == "DateTimeField":
+        return _DATETIME_KIND
+    return _OTHER_KIND
+
+
 def copy_insert(model: type[Model], objects: Sequence[Model]) -> None:
     """Insert ``objects`` (new instances of ``model``) in one ``COPY``; sets each one's pk."""
     if not objects:
@@ -61,7 +76,7 @@ def copy_insert(model: type[Model], objects: Sequence[Model]) -> None:
         if field.get_internal_type() in _PLAIN and type(field).pre_save is Field.pre_save
     ]
     prepared = [field for field in fields if field not in direct]
-    plain = [field.get_internal_type() in _PLAIN for field in prepared]
+    kinds = [_kind(field) for field in prepared]
     columns = [pk.column, *(field.column for field in (*direct, *prepared))]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(meta.db_table), sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -73,17 +88,21 @@ def copy_insert(model: type[Model], objects: Sequence[Model]) -> None:
     else:  # ``attrgetter`` of one name returns the value itself, and needs at least one
         read = lambda obj: tuple(getattr(obj, name) for name in names)  # noqa: E731
 
-    def value(obj: Model, field: Field[Any, Any], is_plain: bool) -> Any:
+    def value(obj: Model, field: Field[Any, Any], kind: str) -> Any:
         raw = field.pre_save(obj, True)
-        if is_plain and isinstance(raw, _PLAIN_TYPES):
+        if kind == _PLAIN_KIND and isinstance(raw, _PLAIN_TYPES):
             return raw  # what get_db_prep_save returns for these, without its calls
+        if kind == _DATETIME_KIND and (raw is None or (type(raw) is datetime and raw.tzinfo)):
+            # get_prep_value returns an aware datetime as it is (a naive one is warned about
+            # and made aware: left to it) and PostgreSQL's adapt_datetimefield_value too
+            return raw
         return field.get_db_prep_save(raw, wrapper)
 
     def direct_values(obj: Model) -> tuple[Any, ...] | list[Any]:
         values = read(obj)
         if _PLAIN_TYPE_SET.issuperset(map(type, values)):
             return values
-        return [value(obj, field, True) for field in direct]  # e.g. a lazy string
+        return [value(obj, field, _PLAIN_KIND) for field in direct]  # e.g. a lazy string
 
     with wrapper.cursor() as cursor:
         cursor.execute(
@@ -98,7 +117,7 @@ def copy_insert(model: type[Model], objects: Sequence[Model]) -> None:
                     [
                         new_id,
                         *direct_values(obj),
-                        *[value(obj, f, p) for f, p in zip(prepared, plain, strict=True)],
+                        *[value(obj, f, k) for f, k in zip(prepared, kinds, strict=True)],
                     ]
                 )
                 obj._state.adding = False

@@ -41,6 +41,7 @@ import pickle
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
@@ -196,6 +197,11 @@ def valid_until(placed: Iterable[Placed], now: float) -> float:
 # --------------------------------------------------------------------------- storage
 
 
+#: entries still being written by ``PlacementCache.put_later``, by target file
+_writing: dict[Path, threading.Thread] = {}
+_writing_lock = threading.Lock()
+
+
 class PlacementCache:
     """Entries in ``directory``, one per manifest path."""
 
@@ -219,8 +225,9 @@ class PlacementCache:
 
     def get(self, path: str, context: str) -> Entry | None:
         """The entry for ``path`` if it was stored under ``context`` (any manifest bytes),
-        unexpired; else ``None``."""
+        unexpired; else ``None``. Waits for a write of the same entry still under way."""
         target = self._file(path)
+        wait_for_writes(target)
         if not self._trusted(target):
             return None
         try:
@@ -253,6 +260,33 @@ class PlacementCache:
             except OSError:  # removed meanwhile by another run: nothing to do
                 continue
 
+    def put_later(self, path: str, build: Callable[[], Entry]) -> None:
+        """Build and store an entry in a thread of its own, so that the caller goes on.
+
+        Pickling a 100,000-job entry is about 1.5 s of Python, and an apply that follows
+        spends longer than that waiting on the database (pg_cron's scheduling, the COPYs, the
+        commit), when the main thread holds no GIL: written in the background, that time
+        is mostly hidden. The thread is not a daemon, so the interpreter waits for it before
+        it exits; ``get`` of the same path waits for it too.
+        """
+        target = self._file(path)
+
+        def write() -> None:
+            try:
+                self.put(path, build())
+            except Exception as error:  # noqa: BLE001 - a cache is an optimisation: never fail a command for it
+                logger.warning(
+                    "placement cache not written", extra={"file": str(target), "err": repr(error)}
+                )
+
+        thread = threading.Thread(target=write, name=f"placement-cache-{target.name}")
+        with _writing_lock:
+            previous = _writing.get(target)
+            _writing[target] = thread
+        if previous is not None:
+            previous.join()  # the newer entry must land last
+        thread.start()
+
     def put(self, path: str, entry: Entry) -> None:
         """Store ``entry`` atomically; a failure to write is logged and otherwise ignored."""
         target = self._file(path)
@@ -272,6 +306,19 @@ class PlacementCache:
             logger.info(
                 "placement cache not written", extra={"file": str(target), "err": str(error)}
             )
+
+
+def wait_for_writes(target: Path | None = None) -> None:
+    """Wait until the entries being written in the background (all, or ``target``'s) landed."""
+    with _writing_lock:
+        threads = [t for f, t in _writing.items() if target is None or f == target]
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join()
+    with _writing_lock:
+        for f, t in list(_writing.items()):
+            if not t.is_alive():
+                del _writing[f]
 
 
 #: ``place(previous)``: the placed manifest, the capabilities it was placed with, each job's
@@ -301,9 +348,9 @@ def cached_placement(
             return entry.manifest, True
         entry = None  # placed under other capabilities: no job of it may be kept
     manifest, capabilities, sources, until = place(entry)
-    cache.put(
+    cache.put_later(
         path,
-        Entry(
+        lambda: Entry(
             format=FORMAT,
             key=key,
             capabilities=capabilities_stamp(capabilities),

@@ -208,14 +208,19 @@ def _execute(
             name__in=[c.name for group in (*creations.values(), *updates.values()) for c in group]
         )
     }
-    for engine, changes in creations.items():
+    # Engines in their configured order, not the manifest's: pg_cron's first, whose scheduling
+    # is the database's work (about 90 us a job in ``cron.schedule``), while the placement
+    # cache's entry is still being pickled in the background (``PlacementCache.put_later``).
+    for engine in _in_order(creations, backends):
+        changes = creations[engine]
         for start, batch in _batches(changes):
             ids = backends[engine].create([_desired(c, rendered) for c in batch])
             for change in batch:
                 row = rows.get(change.name)
                 rows[change.name] = _record(row, change, ids[change.name], now, hashes)
             progress(f"creating in {engine}", start + len(batch), len(changes))
-    for engine, changes in updates.items():
+    for engine in _in_order(updates, backends):
+        changes = updates[engine]
         for start, batch in _batches(changes):
             backends[engine].update([(_applied_id(c), _desired(c, rendered)) for c in batch])
             for change in batch:
@@ -232,6 +237,13 @@ def _execute(
     )
     for backend in backends.values():
         backend.finish()
+
+
+def _in_order(groups: Mapping[str, object], backends: Mapping[str, Backend]) -> list[str]:
+    """The engines of ``groups`` in the order of ``backends`` (the configuration's)."""
+    return [engine for engine in backends if engine in groups] + [
+        engine for engine in groups if engine not in backends
+    ]
 
 
 def _mark_orphans(plan: Plan, now: object) -> None:

@@ -5,6 +5,7 @@ django-celery-beat's due-time trigger fired for the new periodic tasks."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -28,6 +29,8 @@ def managed(name: str) -> ManagedJob:
         reasons=["Not pg_cron: it's a task.", "é ∑ \t tab"],
         paused=True,
         applied_at=datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        # another zone's offset reaches PostgreSQL as it is (COPY skips the field's checks)
+        resumed_at=datetime(2030, 1, 2, 8, 34, 5, tzinfo=ZoneInfo("Asia/Kolkata")),
     )
 
 
@@ -63,6 +66,10 @@ def test_copy_insert__rows_equal_bulk_create_and_pks_set() -> None:
         return {k: v for k, v in model_to_dict(fresh).items() if k not in ignore}
 
     assert fields(copied[0]) == fields(stock[0]) == fields(copied[1])
+    fresh = ManagedJob.objects.get(pk=copied[0].pk)
+    assert fresh.resumed_at == datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert fresh.created_at is not None
+    assert fresh.orphaned_at is None
 
     crontab = CrontabSchedule.objects.create(minute="5", hour="*", timezone="UTC")
     tasks = [task("copy-task", crontab)]

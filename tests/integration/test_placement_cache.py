@@ -14,6 +14,7 @@ from django_celery_beat.models import PeriodicTask
 
 from orchestrator import desired
 from orchestrator import manifest as manifest_module
+from orchestrator.placement_cache import wait_for_writes
 from tests.integration.cli_helpers import jobs
 from tests.integration.reconcile_helpers import clear_engines
 
@@ -97,6 +98,7 @@ def test_cache__hit_then_manifest_change_shows(
     result = plan(path)
     assert len(loads) == before + 1
     assert actions(result) == {"cache-sql": "update"}
+    wait_for_writes()  # entries are written in the background
     assert list(cache_dir.iterdir()), "the cache wrote its entry"
 
 
