@@ -19,11 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Field, Model
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 from psycopg import sql
+
+M = TypeVar("M", bound=Model)
 
 #: fields whose database value is the Python value itself when that is a str, int or bool
 _PLAIN = frozenset(
@@ -42,6 +46,42 @@ _PLAIN = frozenset(
 )
 _PLAIN_TYPES = (str, int, bool, type(None))
 _PLAIN_TYPE_SET = frozenset(_PLAIN_TYPES)
+
+
+def blank(model: type[M]) -> Callable[[], M]:
+    """A maker of new, unsaved instances of ``model`` with every field at its default, as
+    ``model()`` makes them, without running ``Model.__init__`` for each one.
+
+    An apply from empty builds one registry row per job and one periodic task per Celery job:
+    150,000 instances at 100,000 jobs, and ``__init__`` asks each of their fields for its
+    default every time (2.2 million calls, a tenth of the apply's Python). Each instance here
+    starts from one real ``model()``'s values, with a state of its own and a fresh value for
+    every callable default (a ``default=list`` is never shared). A model that overrides
+    ``__init__`` or has init signal receivers gets ``model`` itself.
+    """
+    if (
+        model.__init__ is not Model.__init__
+        or pre_init.has_listeners(model)
+        or post_init.has_listeners(model)
+    ):
+        return model
+    values = {k: v for k, v in model().__dict__.items() if k != "_state"}
+    fresh = [
+        (field.attname, field.get_default)
+        for field in model._meta.concrete_fields
+        if field.has_default() and callable(field.default)
+    ]
+
+    def make() -> M:
+        obj: M = object.__new__(model)
+        state = obj.__dict__
+        state.update(values)
+        for name, default in fresh:
+            state[name] = default()
+        state["_state"] = ModelState()
+        return obj
+
+    return make
 
 
 _PLAIN_KIND, _DATETIME_KIND, _OTHER_KIND = "plain", "datetime", "other"

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from orchestrator.bulk_copy import copy_insert
+from orchestrator.bulk_copy import blank, copy_insert
 from orchestrator.endings import ended_jobs
 from orchestrator.engines import backends as configured_backends
 from orchestrator.engines.base import STARTUP_PREFIX, Backend, Desired, LiveJob
@@ -211,12 +211,13 @@ def _execute(
     # Engines in their configured order, not the manifest's: pg_cron's first, whose scheduling
     # is the database's work (about 90 us a job in ``cron.schedule``), while the placement
     # cache's entry is still being pickled in the background (``PlacementCache.put_later``).
+    new_row = blank(ManagedJob)
     for engine in _in_order(creations, backends):
         changes = creations[engine]
         for start, batch in _batches(changes):
             ids = backends[engine].create([_desired(c, rendered) for c in batch])
             for change in batch:
-                row = rows.get(change.name)
+                row = rows.get(change.name) or new_row()
                 rows[change.name] = _record(row, change, ids[change.name], now, hashes)
             progress(f"creating in {engine}", start + len(batch), len(changes))
     for engine in _in_order(updates, backends):
@@ -224,7 +225,7 @@ def _execute(
         for start, batch in _batches(changes):
             backends[engine].update([(_applied_id(c), _desired(c, rendered)) for c in batch])
             for change in batch:
-                row = rows.get(change.name)
+                row = rows.get(change.name) or new_row()
                 rows[change.name] = _record(row, change, _applied_id(change), now, hashes)
             progress(f"updating in {engine}", start + len(batch), len(changes))
     new = [row for row in rows.values() if row.pk is None]
@@ -289,7 +290,7 @@ def _desired(change: Change, rendered: Mapping[str, Mapping[str, object] | None]
 
 
 def _record(
-    row: ManagedJob | None,
+    row: ManagedJob,
     change: Change,
     engine_id: str,
     now: object,
@@ -297,7 +298,7 @@ def _record(
 ) -> ManagedJob:
     placed = change.placed
     assert placed is not None
-    row = row or ManagedJob(name=change.name)
+    row.name = change.name
     row.engine = change.target
     row.engine_id = engine_id
     row.spec_hash = hashes[change.name]

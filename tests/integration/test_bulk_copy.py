@@ -13,7 +13,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from orchestrator.bulk_copy import copy_insert
+from orchestrator.bulk_copy import blank, copy_insert
 from orchestrator.models import ManagedJob
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +85,26 @@ def test_copy_insert__rows_equal_bulk_create_and_pks_set() -> None:
             "SELECT count(*) FROM celery_engine_beatdue WHERE task_id = %s", [tasks[0].pk]
         )
         assert cursor.fetchone()[0] == 1
+
+
+def test_blank__instances_equal_the_models_own() -> None:
+    """``blank(model)()`` gives what ``model()`` gives (every attribute, each field's value), a
+    state of its own that says unsaved, and a fresh value for each callable default; COPY
+    writes such rows as it writes any other."""
+    for model in (ManagedJob, PeriodicTask):
+        made, stock = blank(model)(), model()
+        assert made.__dict__.keys() == stock.__dict__.keys()
+        assert model_to_dict(made) == model_to_dict(stock)
+        assert made._state.adding
+        assert made._state.db is None
+        assert made._state is not blank(model)()._state
+    make = blank(ManagedJob)
+    first, second = make(), make()
+    assert first.reasons == []
+    assert first.reasons is not second.reasons, "a default=list must not be shared"
+    for index, row in enumerate((first, second)):
+        row.name, row.engine, row.engine_id = f"blank-{index}", "celery", f"id-blank-{index}"
+        row.spec_hash, row.definition = "h" * 64, {"n": index}
+        row.applied_at = timezone.now()
+    copy_insert(ManagedJob, [first, second])
+    assert ManagedJob.objects.get(pk=second.pk).definition == {"n": 1}

@@ -28,7 +28,7 @@ from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, PeriodicTask, PeriodicTasks
 from prometheus_client.metrics_core import Metric
 
-from orchestrator.bulk_copy import copy_insert
+from orchestrator.bulk_copy import blank, copy_insert
 from orchestrator.engines.base import (
     STARTUP_PREFIX,
     Desired,
@@ -154,7 +154,8 @@ class CeleryBeatBackend:
         if not periodic:
             return created
         schedules = ScheduleRows(periodic)
-        tasks = [rows.fill(PeriodicTask(name=d.spec.name), d, schedules) for d in periodic]
+        new_task = blank(PeriodicTask)
+        tasks = [rows.fill(_named(new_task(), d.spec.name), d, schedules) for d in periodic]
         copy_insert(PeriodicTask, tasks)
         for task in tasks:
             created[task.name] = str(task.pk)
@@ -285,3 +286,8 @@ class CeleryBeatBackend:
             removed = cursor.rowcount
         if removed:
             logger.info("unused clocked schedules removed", extra={"count": removed})
+
+
+def _named(task: PeriodicTask, name: str) -> PeriodicTask:
+    task.name = name
+    return task
