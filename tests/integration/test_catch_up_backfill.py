@@ -186,6 +186,35 @@ def test_backfill__window_runs_each_slot_once_idempotent_and_bounded(celery_work
     wait_succeeded(["filler"], 12)
 
 
+PG_BACKFILL = """
+version: 1
+jobs:
+  pg-filler: {schedule: "* * * * *", target: pg_cron, sql: SELECT 1}
+"""
+
+
+def test_backfill__pg_cron_job_runs_its_minutes_on_the_runner(celery_worker: Any) -> None:
+    """A pg_cron job's backfill: pg_cron cannot start a past slot, so each minute of the window
+    goes to the Celery runner, which runs the job's SQL and records a backfill run carrying that
+    minute; the same window again sends none (each slot already run)."""
+    apply(PG_BACKFILL)
+    assert reconcile.plan(placed_from(PG_BACKFILL)).changes[0].applied.engine == "pg_cron"
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
+    start = end - timedelta(minutes=2)
+    window = ("--from", start.isoformat(), "--to", end.isoformat())
+
+    status, out, err = jobs("backfill", "pg-filler", *window, "--format", "json")
+    assert (status, err) == (0, "")
+    expected = [start + timedelta(minutes=k) for k in range(3)]
+    assert [slot["slot"] for slot in json.loads(out)["slots"]] == [s.isoformat() for s in expected]
+    wait_succeeded(["pg-filler"], 3)
+    assert slots_of("pg-filler", backfill=True, status=RunStatus.SUCCEEDED) == expected
+
+    status, out, _ = jobs("backfill", "pg-filler", *window, "--format", "json")
+    assert status == 0
+    assert json.loads(out)["summary"] == {"sent": 0, "already run": 3, "taken": 0}
+
+
 def test_backfill__refuses_the_future_and_unknown_jobs() -> None:
     """A window reaching into the future and a job that is not managed: one sentence, exit 1,
     nothing sent."""
