@@ -1,7 +1,8 @@
 """SQL kept as data: migrations load ``<app>/sql/*.sql`` through here.
 
 SQL that lives in ``.sql`` files is read, diffed and linted as SQL rather than as Python string
-literals. Each forward file has a ``.reverse.sql`` twin, so every migration can be unapplied.
+literals. Each forward file has a ``.reverse.sql`` twin (or its migration names the earlier
+forward file that undoes it), so every migration can be unapplied.
 A file that a migration loads is never edited once released: a change is a new numbered pair
 (``CREATE OR REPLACE FUNCTION``), so an already-migrated database and a fresh one agree.
 """
@@ -18,11 +19,17 @@ def sql_dir(migration_file: str) -> Path:
     return Path(migration_file).resolve().parent.parent / "sql"
 
 
-def run_sql_file(folder: Path, stem: str) -> migrations.RunSQL:
-    """A ``RunSQL`` applying ``<stem>.sql`` and reversing with ``<stem>.reverse.sql``."""
+def run_sql_file(folder: Path, stem: str, *, reverse: str | None = None) -> migrations.RunSQL:
+    """A ``RunSQL`` applying ``<stem>.sql`` and reversing with ``<stem>.reverse.sql``.
+
+    ``reverse``: the stem of an earlier forward file to reverse with instead. A migration that
+    only replaces a function (``CREATE OR REPLACE``) is undone by the previous version's own
+    forward file, which is released and never edited: a copy of it would only drift.
+    """
+    undo = f"{reverse}.sql" if reverse is not None else f"{stem}.reverse.sql"
     return migrations.RunSQL(
         sql=(folder / f"{stem}.sql").read_text(encoding="utf-8"),
-        reverse_sql=(folder / f"{stem}.reverse.sql").read_text(encoding="utf-8"),
+        reverse_sql=(folder / undo).read_text(encoding="utf-8"),
         elidable=False,
     )
 
