@@ -1,6 +1,6 @@
 """``orchestrator.notify`` in-process on the real database: e-mail through Django's locmem
 backend, the once-per-event ledger, the per-job rate limit, and a webhook that is down or has
-no secret. (A real worker posting to a real HTTP server: test_overlap_modes.py.)"""
+no secret. (A real worker posting to a real HTTP server: test_notify_delivery.py.)"""
 
 from __future__ import annotations
 
